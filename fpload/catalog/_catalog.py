@@ -1,0 +1,366 @@
+"""The Catalog: a revisioned DuckDB file of samples and their metadata."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from fpload.catalog import _ingest
+from fpload.catalog._query import load_filter, run_where
+from fpload.catalog._schema import CATALOG_SCHEMA_VERSION, DDL, SAMPLE_COLUMNS, UPDATABLE
+from fpload.errors import (CatalogError, DuplicateSampleError, ImageError, MetadataError,
+                           QueryError, RevisionNotFoundError, UsageError)
+from fpload.formats import canonical_json
+
+_COLS = ", ".join(SAMPLE_COLUMNS)
+
+
+@dataclass(frozen=True)
+class Revision:
+    """One catalog revision: what an ingest or change did, and a digest chaining all changes."""
+
+    rev: int
+    created_at: datetime
+    op: str
+    message: str | None
+    added: int
+    changed: int
+    samples: int
+    digest: str
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        d["created_at"] = self.created_at.isoformat()
+        return d
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """Outcome of :meth:`Catalog.ingest`. ``revision`` is None when nothing was new."""
+
+    revision: int | None
+    added: int
+    duplicates: int
+    rows: int
+
+
+def _row_hash(row: dict[str, Any]) -> str:
+    content = {c: (row[c].isoformat() if isinstance(row[c], datetime) else row[c]) for c in SAMPLE_COLUMNS}
+    return hashlib.sha256(canonical_json(content)).hexdigest()
+
+
+class Catalog:
+    """A revisioned catalog of fingerprint samples in one DuckDB file.
+
+    Every ingest or change creates a revision; queries run as of any revision.
+
+    Example::
+
+        cat = open_catalog("catalog.duckdb")
+        cat.ingest("captures/metadata.csv")                 # revision 1
+        cat.update("subject_id = 'S17'", {"consent": False})  # revision 2: consent withdrawn
+        cat.query("finger IN (2, 7) AND consent", revision=1)
+    """
+
+    def __init__(self, path: str | Path, *, read_only: bool = False):
+        self.path = Path(path)
+        exists = self.path.exists()
+        if read_only and not exists:
+            raise CatalogError(f"catalog not found: {self.path} (create it with `fpload catalog ingest`)")
+        try:
+            self._con = duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.Error as err:
+            raise CatalogError(f"cannot open catalog {self.path}: {str(err).splitlines()[0]}") from None
+        if not exists:
+            self._create()
+        self._check_schema()
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def _create(self) -> None:
+        self._con.execute("BEGIN")
+        self._con.execute(DDL)
+        self._con.execute("INSERT INTO meta VALUES ('schema_version', ?), ('catalog_id', ?)",
+                          [str(CATALOG_SCHEMA_VERSION), uuid.uuid4().hex])
+        self._con.execute(
+            "INSERT INTO revisions VALUES (0, ?, 'create', 'empty catalog', 0, 0, 0, ?)",
+            [datetime.now(timezone.utc).replace(tzinfo=None), hashlib.sha256(b"fpload-catalog").hexdigest()])
+        self._con.execute("COMMIT")
+
+    def _check_schema(self) -> None:
+        try:
+            found = self._one("SELECT value FROM meta WHERE key = 'schema_version'")
+        except duckdb.CatalogException:
+            raise CatalogError(f"{self.path} is a DuckDB file but not an fpload catalog") from None
+        if found is None or found[0] != str(CATALOG_SCHEMA_VERSION):
+            raise CatalogError(
+                f"{self.path}: catalog schema version {found[0] if found else None!r} is not supported "
+                f"(this fpload reads {CATALOG_SCHEMA_VERSION})")
+
+    def close(self) -> None:
+        self._con.close()
+
+    def __enter__(self) -> "Catalog":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _one(self, sql: str, params: list | None = None):
+        """First row of a query (fetching all, so no result stays open on the connection)."""
+        rows = self._con.execute(sql, params or []).fetchall()
+        return rows[0] if rows else None
+
+    # -- revisions -------------------------------------------------------------------------
+    @property
+    def head(self) -> int:
+        """The latest revision number."""
+        return self._one("SELECT max(rev) FROM revisions")[0]
+
+    def revisions(self) -> list[Revision]:
+        """All revisions, oldest first."""
+        rows = self._con.execute("SELECT * FROM revisions ORDER BY rev").fetchall()
+        return [Revision(*r) for r in rows]
+
+    def revision(self, rev: int | None = None) -> Revision:
+        """One revision (the head when ``rev`` is None)."""
+        rev = self.head if rev is None else rev
+        row = self._one("SELECT * FROM revisions WHERE rev = ?", [rev])
+        if row is None:
+            raise RevisionNotFoundError(f"{self.path}: no revision {rev} (revisions 0–{self.head})")
+        return Revision(*row)
+
+    def _commit_revision(self, op: str, message: str | None, new_rows: list[dict[str, Any]],
+                         closed_ids: list[str]) -> int:
+        """Write a new revision: close ``closed_ids`` and insert ``new_rows``, in one transaction."""
+        prev = self.revision()
+        rev = prev.rev + 1
+        hashes = sorted(_row_hash(r) for r in new_rows) + sorted(f"-{s}" for s in closed_ids)
+        digest = hashlib.sha256("\n".join([prev.digest, op, *hashes]).encode()).hexdigest()
+        self._con.execute("BEGIN")
+        try:
+            if closed_ids:
+                self._con.execute(
+                    "UPDATE sample_rows SET valid_to = ? WHERE valid_to IS NULL AND sample_id IN "
+                    "(SELECT unnest(?::VARCHAR[]))", [rev, closed_ids])
+            if new_rows:
+                table = pa.Table.from_pylist(
+                    [{**{c: r[c] for c in SAMPLE_COLUMNS}, "valid_from": rev, "valid_to": None} for r in new_rows],
+                    schema=self._arrow_schema(with_validity=True))
+                self._con.register("_new_rows", table)
+                self._con.execute(f"INSERT INTO sample_rows SELECT * FROM _new_rows")
+                self._con.unregister("_new_rows")
+            samples = self._one("SELECT count(*) FROM sample_rows WHERE valid_to IS NULL")[0]
+            added = len(new_rows) - len(closed_ids) if op != "update" else 0
+            changed = len(closed_ids)
+            self._con.execute("INSERT INTO revisions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                              [rev, datetime.now(timezone.utc).replace(tzinfo=None), op, message,
+                               added, changed, samples, digest])
+            self._con.execute("COMMIT")
+        except BaseException:
+            self._con.execute("ROLLBACK")
+            raise
+        return rev
+
+    @staticmethod
+    def _arrow_schema(with_validity: bool = False) -> pa.Schema:
+        types = {"VARCHAR": pa.string(), "TINYINT": pa.int8(), "INTEGER": pa.int32(),
+                 "DOUBLE": pa.float64(), "BOOLEAN": pa.bool_(), "TIMESTAMP": pa.timestamp("us"),
+                 "JSON": pa.string()}
+        fields = [(c, types[t]) for c, t in SAMPLE_COLUMNS.items()]
+        if with_validity:
+            fields += [("valid_from", pa.int32()), ("valid_to", pa.int32())]
+        return pa.schema(fields)
+
+    # -- reading ---------------------------------------------------------------------------
+    def snapshot(self, revision: int | None = None) -> pa.Table:
+        """Every sample as of ``revision`` (the head when None), ordered by sample_id."""
+        rev = self.revision(revision).rev
+        return self._con.sql(
+            f"SELECT {_COLS} FROM sample_rows WHERE valid_from <= {rev} AND "
+            f"(valid_to IS NULL OR valid_to > {rev}) ORDER BY sample_id").to_arrow_table()
+
+    def query(self, where: str | None = None, *, filter: str | Path | None = None,
+              revision: int | None = None, columns: list[str] | None = None,
+              limit: int | None = None) -> pa.Table:
+        """Samples matching a SQL WHERE expression and/or a YAML filter file, as of a revision.
+
+        The query runs read-only in a sandbox (see :mod:`fpload.catalog._query`).
+
+        >>> cat.query("finger IN (2, 7) AND quality >= 40 AND consent")   # doctest: +SKIP
+        """
+        where = combine_where(where, filter)
+        return run_where(self.snapshot(revision), where, columns=columns, limit=limit)
+
+    def stats(self, revision: int | None = None) -> dict[str, Any]:
+        """Counts of samples, subjects, fingers, sensors, splits and consent as of a revision."""
+        snap = self.snapshot(revision)
+        con = duckdb.connect(":memory:")
+        con.register("s", snap)
+
+        def counts(col: str) -> dict[str, int]:
+            rows = con.execute(f"SELECT coalesce(CAST({col} AS VARCHAR), '(none)'), count(*) FROM s "
+                               f"GROUP BY 1 ORDER BY 1").fetchall()
+            return {k: v for k, v in rows}
+
+        total, subjects, qmin, qmean, qmax = con.execute(
+            "SELECT count(*), count(DISTINCT subject_id), min(quality), avg(quality), max(quality) FROM s"
+        ).fetchall()[0]
+        out = {
+            "revision": self.revision(revision).rev,
+            "samples": total,
+            "subjects": subjects,
+            "quality": {"min": qmin, "mean": qmean, "max": qmax},
+            "finger": counts("finger"), "sensor": counts("sensor"), "split": counts("split"),
+            "consent": counts("consent"), "synthetic": counts("synthetic"), "format": counts("format"),
+        }
+        con.close()
+        return out
+
+    # -- writing ---------------------------------------------------------------------------
+    def ingest(self, metadata: str | Path, *, images_root: str | Path | None = None,
+               workers: int = 4, progress: bool = False, message: str | None = None) -> IngestReport:
+        """Add the images a metadata file (CSV, Parquet or JSONL) names.
+
+        Rows name images by ``file``, relative to ``images_root`` (default: the metadata file's
+        folder). Every row and image is checked before anything is written; re-ingesting the
+        same bytes adds nothing; the same bytes with other metadata raise
+        :class:`DuplicateSampleError`.
+        """
+        metadata = Path(metadata)
+        base = str(images_root) if images_root is not None else str(metadata.parent)
+        raw_rows = _ingest.read_metadata(metadata)
+        rows = []
+        for n, raw in enumerate(raw_rows, 1):
+            try:
+                row = _ingest.parse_row(raw)
+            except ValueError as err:
+                raise MetadataError(f"{metadata}: row {n} (file={raw.get('file')!r}): {err}") from None
+            row["uri"] = _ingest.resolve_uri(row.pop("file"), base)
+            rows.append(row)
+        probed = _progress_map(_ingest.iter_probed([r["uri"] for r in rows], workers),
+                               len(rows), "probing images", progress)
+        for row, info in zip(rows, probed):
+            row.update(info)
+        # conflicts inside the file, then against the catalog's head
+        seen: dict[str, dict[str, Any]] = {}
+        fresh: list[dict[str, Any]] = []
+        duplicates = 0
+        for row in rows:
+            prior = seen.get(row["sample_id"])
+            if prior is not None:
+                bad = _ingest.conflict_fields(prior, row)
+                if bad:
+                    raise DuplicateSampleError(
+                        f"{metadata}: {row['uri']} and {prior['uri']} hold the same image bytes "
+                        f"(sample {row['sample_id']}) with conflicting {', '.join(bad)}")
+                duplicates += 1
+                continue
+            seen[row["sample_id"]] = row
+            fresh.append(row)
+        existing = self._current_rows([r["sample_id"] for r in fresh])
+        new_rows = []
+        for row in fresh:
+            prior = existing.get(row["sample_id"])
+            if prior is None:
+                new_rows.append(row)
+                continue
+            bad = _ingest.conflict_fields(prior, row)
+            if bad:
+                raise DuplicateSampleError(
+                    f"{metadata}: {row['uri']} repeats the bytes of catalogued sample {row['sample_id']} "
+                    f"({prior['uri']}) with conflicting {', '.join(bad)}; change a sample's metadata "
+                    "with `fpload catalog update`")
+            duplicates += 1
+        if not new_rows:
+            return IngestReport(revision=None, added=0, duplicates=duplicates, rows=len(rows))
+        rev = self._commit_revision("ingest", message or f"ingest {metadata.name}", new_rows, [])
+        return IngestReport(revision=rev, added=len(new_rows), duplicates=duplicates, rows=len(rows))
+
+    def _current_rows(self, sample_ids: list[str]) -> dict[str, dict[str, Any]]:
+        if not sample_ids:
+            return {}
+        rows = self._con.execute(
+            f"SELECT {_COLS} FROM sample_rows WHERE valid_to IS NULL AND sample_id IN "
+            "(SELECT unnest(?::VARCHAR[]))", [sample_ids]).fetchall()
+        cols = list(SAMPLE_COLUMNS)
+        return {r[0]: dict(zip(cols, r)) for r in rows}
+
+    def update(self, where: str, changes: dict[str, Any], *, message: str | None = None) -> tuple[int | None, int]:
+        """Change fields of the samples matching ``where``; returns ``(revision, samples changed)``.
+
+        Only :data:`UPDATABLE` fields may change. Old values stay readable at older revisions.
+
+        >>> cat.update("subject_id = 'S17'", {"consent": False}, message="consent withdrawn")  # doctest: +SKIP
+        """
+        if not changes:
+            raise UsageError("nothing to change: give at least one field=value")
+        bad = [k for k in changes if k not in UPDATABLE]
+        if bad:
+            raise UsageError(f"field '{bad[0]}' cannot be changed (changeable: {', '.join(UPDATABLE)})")
+        probe = {"file": "x", "subject_id": "x", "finger": 0, "impression": 0, "sensor": "x", "ppi": 1,
+                 "consent": True}
+        try:
+            parsed = _ingest.parse_row({**probe, **changes})
+        except ValueError as err:
+            raise UsageError(f"bad value: {err}") from None
+        values = {k: parsed[k] for k in changes}
+        matched = run_where(self.snapshot(), where, columns=["sample_id"])["sample_id"].to_pylist()
+        if not matched:
+            return None, 0
+        current = self._current_rows(matched)
+        new_rows = []
+        for sid in matched:
+            row = dict(current[sid])
+            if all(row[k] == v for k, v in values.items()):
+                continue
+            row.update(values)
+            new_rows.append(row)
+        if not new_rows:
+            return None, 0
+        closed = [r["sample_id"] for r in new_rows]
+        desc = ", ".join(f"{k}={v}" for k, v in values.items())
+        rev = self._commit_revision("update", message or f"set {desc} where {where}", new_rows, closed)
+        return rev, len(new_rows)
+
+
+def combine_where(where: str | None, filter: str | Path | None) -> str | None:
+    """AND a WHERE expression with a YAML filter file's expression (either may be absent)."""
+    parts = []
+    if filter is not None:
+        parts.append(load_filter(filter))
+    if where is not None:
+        if not where.strip():
+            raise QueryError("the query is empty: give a SQL WHERE expression such as 'finger IN (2, 7)'")
+        parts.append(f"({where})")
+    return " AND ".join(parts) if parts else None
+
+
+def _progress_map(it, total: int, label: str, show: bool) -> list:
+    if not show:
+        return list(it)
+    from rich.progress import Progress
+
+    out = []
+    with Progress(transient=True) as bar:
+        task = bar.add_task(label, total=total)
+        for item in it:
+            out.append(item)
+            bar.advance(task)
+    return out
+
+
+def open_catalog(path: str | Path, *, create: bool = True, read_only: bool = False) -> Catalog:
+    """Open (and by default create) a catalog file.
+
+    >>> cat = open_catalog("catalog.duckdb")   # doctest: +SKIP
+    """
+    if not create and not Path(path).exists():
+        raise CatalogError(f"catalog not found: {path} (create it with `fpload catalog ingest`)")
+    return Catalog(path, read_only=read_only)

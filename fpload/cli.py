@@ -1,0 +1,385 @@
+"""The ``fpload`` command line: ``fpload --help`` lists the verbs, ``fpload VERB --help`` teaches each.
+
+User errors print one line to stderr and exit non-zero (1: bad data, 2: bad usage), never a
+traceback; set ``FPLOAD_DEBUG=1`` to see the traceback too. Progress and logs go to stderr;
+``--json`` output goes to stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from fpload.config import env_debug, env_workers
+from fpload.errors import FploadError, UsageError
+
+app = typer.Typer(
+    name="fpload",
+    help="Manage and load fingerprint-recognition training data: catalog → versioned shards → GPU loader.\n\n"
+         "Start with `fpload demo`, which walks the whole path on synthetic fingerprints.",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+catalog_app = typer.Typer(help="The catalog: ingest captures, query them with SQL, see revisions.",
+                          no_args_is_help=True)
+versions_app = typer.Typer(help="Published dataset versions: list, show, verify.", no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
+app.add_typer(versions_app, name="versions")
+
+out = Console()
+err = Console(stderr=True)
+
+CatalogOpt = typer.Option(Path("catalog.duckdb"), "--catalog", "-c", help="Catalog file (DuckDB).")
+JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON to stdout.")
+RevOpt = typer.Option(None, "--rev", "-r", help="Catalog revision to read (default: the latest).")
+
+
+def _print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def _open(path: Path, create: bool = False):
+    from fpload.catalog import open_catalog
+
+    return open_catalog(path, create=create)
+
+
+# ----------------------------------------------------------------------------------------------
+# catalog
+# ----------------------------------------------------------------------------------------------
+
+@catalog_app.command("ingest")
+def catalog_ingest(
+    metadata: Path = typer.Argument(..., help="CSV, Parquet or JSONL file, one row per image."),
+    catalog: Path = CatalogOpt,
+    images: Optional[Path] = typer.Option(None, "--images", help="Folder the rows' `file` paths are "
+                                          "relative to (default: the metadata file's folder)."),
+    workers: int = typer.Option(4, "--workers", "-w", min=1, help="Threads reading and decoding images."),
+    message: Optional[str] = typer.Option(None, "--message", "-m", help="Note stored with the revision."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Add the images a metadata file names; creates the catalog if needed.
+
+    Required columns: file, subject_id, finger (0–10), impression, sensor, ppi, consent. Optional:
+    quality, split, synthetic, captured_at; any other column is kept in `extra`. Every row and
+    image is checked before anything is written. Re-ingesting the same bytes adds nothing.
+
+    Example: fpload catalog ingest captures/metadata.csv --catalog cat.duckdb
+    """
+    with _open(catalog, create=True) as cat:
+        rep = cat.ingest(metadata, images_root=images, workers=workers, progress=not as_json,
+                         message=message)
+    if as_json:
+        _print_json(rep.__dict__)
+    elif rep.revision is None:
+        out.print(f"nothing new: {rep.rows} rows, all already in {catalog} ({rep.duplicates} duplicates)")
+    else:
+        out.print(f"revision {rep.revision}: added {rep.added} samples to {catalog} "
+                  f"({rep.duplicates} duplicates skipped)")
+
+
+@catalog_app.command("query")
+def catalog_query(
+    where: Optional[str] = typer.Argument(None, help="SQL WHERE expression, e.g. \"finger IN (2,7) AND consent\"."),
+    catalog: Path = CatalogOpt,
+    filter_file: Optional[Path] = typer.Option(None, "--filter", "-f", help="YAML filter file (configs/filters/)."),
+    rev: Optional[int] = RevOpt,
+    columns: str = typer.Option("sample_id,subject_id,finger,impression,sensor,quality,split,consent",
+                                "--columns", help="Comma-separated columns to show ('*' for all)."),
+    limit: int = typer.Option(20, "--limit", "-n", help="Rows to show (0: all)."),
+    count: bool = typer.Option(False, "--count", help="Print only the number of matching samples."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Select samples with a read-only SQL WHERE expression, as of any revision.
+
+    Columns: sample_id uri subject_id finger impression sensor ppi width height format quality split
+    consent synthetic captured_at extra. JSON fields: json_extract_string(extra, '$.site').
+
+    Example: fpload catalog query "finger IN (2,7) AND quality >= 40 AND consent" --rev 3
+    """
+    from fpload.catalog import SAMPLE_COLUMNS
+
+    cols = list(SAMPLE_COLUMNS) if columns.strip() == "*" else [c.strip() for c in columns.split(",") if c.strip()]
+    with _open(catalog) as cat:
+        table = cat.query(where, filter=filter_file, revision=rev, columns=cols)
+        revision = cat.revision(rev).rev
+    if count:
+        _print_json({"count": table.num_rows, "revision": revision}) if as_json else out.print(table.num_rows)
+        return
+    rows = table.to_pylist()
+    shown = rows if limit == 0 else rows[:limit]
+    if as_json:
+        _print_json({"revision": revision, "count": len(rows), "rows": shown})
+        return
+    t = Table(*cols, title=f"{len(rows)} samples at revision {revision}", title_justify="left")
+    for r in shown:
+        t.add_row(*("" if r[c] is None else str(r[c]) for c in cols))
+    out.print(t)
+    if len(shown) < len(rows):
+        err.print(f"(showing {len(shown)} of {len(rows)}; --limit 0 shows all)")
+
+
+@catalog_app.command("stats")
+def catalog_stats(catalog: Path = CatalogOpt, rev: Optional[int] = RevOpt, as_json: bool = JsonOpt) -> None:
+    """Counts per finger, sensor, split, consent and format, as of a revision.
+
+    Example: fpload catalog stats --catalog cat.duckdb --rev 2
+    """
+    with _open(catalog) as cat:
+        s = cat.stats(rev)
+    if as_json:
+        _print_json(s)
+        return
+    q = s["quality"]
+    out.print(f"[bold]{catalog}[/] revision {s['revision']}: {s['samples']} samples, {s['subjects']} subjects"
+              + (f", quality {q['min']:.0f}–{q['max']:.0f} (mean {q['mean']:.1f})" if q["mean"] is not None else ""))
+    for key in ("finger", "sensor", "split", "consent", "synthetic", "format"):
+        out.print(f"  {key:<10}" + "  ".join(f"{k}: {v}" for k, v in s[key].items()))
+
+
+@catalog_app.command("revisions")
+def catalog_revisions(catalog: Path = CatalogOpt, as_json: bool = JsonOpt) -> None:
+    """List the catalog's revisions: what each ingest or change did.
+
+    Example: fpload catalog revisions --catalog cat.duckdb
+    """
+    with _open(catalog) as cat:
+        revs = [r.to_dict() for r in cat.revisions()]
+    if as_json:
+        _print_json(revs)
+        return
+    t = Table("rev", "created_at", "op", "added", "changed", "samples", "message")
+    for r in revs:
+        t.add_row(str(r["rev"]), r["created_at"][:19], r["op"], str(r["added"]), str(r["changed"]),
+                  str(r["samples"]), r["message"] or "")
+    out.print(t)
+
+
+@catalog_app.command("update")
+def catalog_update(
+    where: str = typer.Argument(..., help="SQL WHERE expression selecting the samples to change."),
+    set_: list[str] = typer.Option(..., "--set", help="field=value; repeatable. Fields: consent, split, "
+                                   "quality, sensor, subject_id, finger, impression."),
+    catalog: Path = CatalogOpt,
+    message: Optional[str] = typer.Option(None, "--message", "-m", help="Note stored with the revision."),
+) -> None:
+    """Change metadata of matching samples in a new revision (old values stay readable).
+
+    Example (a subject withdraws consent):
+      fpload catalog update "subject_id = 'S017'" --set consent=false -m "withdrawn 2026-11-02"
+    """
+    changes: dict[str, Any] = {}
+    for item in set_:
+        if "=" not in item:
+            raise UsageError(f"--set {item!r}: expected field=value")
+        k, v = item.split("=", 1)
+        changes[k.strip()] = None if v.strip().lower() in ("null", "none", "") else v.strip()
+    with _open(catalog) as cat:
+        rev, n = cat.update(where, changes, message=message)
+    out.print(f"revision {rev}: changed {n} samples" if rev else "nothing changed")
+
+
+# ----------------------------------------------------------------------------------------------
+# pack
+# ----------------------------------------------------------------------------------------------
+
+@app.command("pack")
+def pack(
+    where: Optional[str] = typer.Option(None, "--where", help="SQL WHERE expression selecting samples."),
+    filter_file: Optional[Path] = typer.Option(None, "--filter", "-f", help="YAML filter file (configs/filters/)."),
+    catalog: Path = CatalogOpt,
+    config: Optional[Path] = typer.Option(None, "--config", help="Pack config YAML (configs/pack/)."),
+    out_root: Path = typer.Option(..., "--out", "-o", help="Root folder of versions (ROOT/NAME/ID)."),
+    name: str = typer.Option(..., "--name", "-n", help="Version name, e.g. 'index-fingers'."),
+    rev: Optional[int] = RevOpt,
+    parent: Optional[str] = typer.Option(None, "--parent", help="Version id this one derives from (recorded)."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1,
+                                          help="Encoding processes (default: FPLOAD_WORKERS or the core count)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Freeze a catalog query into an immutable, content-addressed dataset version.
+
+    Writes ROOT/NAME/VERSION_ID/ with shards/*.tar (WebDataset), shards/*.idx (DALI index),
+    samples.parquet and manifest.json (last). The same query, catalog revision and config give the
+    same id and byte-identical files; packing it again changes nothing.
+
+    Example: fpload pack --where "finger IN (2,7) AND consent" --config configs/pack/raw.yaml \\
+             --out versions --name index-fingers
+    """
+    from fpload.config import PackConfig
+    from fpload.pack import pack_version
+
+    if where is None and filter_file is None:
+        raise UsageError("give --where EXPR and/or --filter FILE (use --where consent to take every "
+                         "consented sample)")
+    cfg = PackConfig.from_yaml(config) if config else PackConfig()
+    with _open(catalog) as cat:
+        res = pack_version(cat, out=out_root, name=name, where=where, filter=filter_file, config=cfg,
+                           revision=rev, parent=parent, workers=workers or env_workers(), progress=not as_json)
+    if as_json:
+        _print_json({"path": str(res.path), "version_id": res.version_id, "created": res.created,
+                     "samples": res.samples, "counts": res.counts, "bytes": res.bytes})
+        return
+    verb = "published" if res.created else "already published (nothing changed)"
+    out.print(f"{verb}: {res.path}\n  {res.samples} samples "
+              f"({', '.join(f'{k} {v}' for k, v in res.counts.items())}), {res.bytes / 1e6:.1f} MB")
+
+
+# ----------------------------------------------------------------------------------------------
+# versions
+# ----------------------------------------------------------------------------------------------
+
+@versions_app.command("list")
+def versions_list(root: Path = typer.Argument(..., help="Versions root, or ROOT/NAME."),
+                  as_json: bool = JsonOpt) -> None:
+    """List published versions under a root, oldest first.
+
+    Example: fpload versions list versions
+    """
+    from fpload.versions import describe, list_versions
+
+    vs = [describe(v) for v in list_versions(root)]
+    if as_json:
+        _print_json(vs)
+        return
+    t = Table("name", "version_id", "created_at", "samples", "splits", "encoding", "MB")
+    for v in vs:
+        t.add_row(v["name"], v["version_id"], (v["created_at"] or "")[:19], str(v["samples"]),
+                  " ".join(f"{k}:{n}" for k, n in v["counts"].items()), v["encoding"], f"{v['bytes'] / 1e6:.1f}")
+    out.print(t)
+
+
+@versions_app.command("show")
+def versions_show(path: Path = typer.Argument(..., help="ROOT/NAME/ID, an id prefix, or ROOT/NAME (latest)."),
+                  as_json: bool = JsonOpt) -> None:
+    """Show a version's manifest summary: query, catalog revision, counts, shards.
+
+    Example: fpload versions show versions/index-fingers
+    """
+    from fpload.versions import describe, open_version
+
+    d = describe(open_version(path))
+    if as_json:
+        _print_json(d)
+        return
+    for k, v in d.items():
+        out.print(f"[bold]{k:<11}[/] {v}")
+
+
+@versions_app.command("verify")
+def versions_verify(paths: list[Path] = typer.Argument(..., help="Versions, names or roots to verify."),
+                    as_json: bool = JsonOpt) -> None:
+    """Recompute every shard's hash and check counts against the manifest.
+
+    Exits 1 naming each bad shard if anything differs.
+
+    Example: fpload versions verify versions/index-fingers/6aacc5fa80a92057
+    """
+    from fpload.versions import list_versions
+
+    report = []
+    for p in paths:
+        for v in list_versions(p):
+            report.append({"version": f"{v.name}/{v.id}", "path": str(v.path), "problems": v.check("sha256")})
+    bad = [r for r in report if r["problems"]]
+    if as_json:
+        _print_json(report)
+    else:
+        for r in report:
+            if r["problems"]:
+                err.print(f"[red]BAD[/] {r['version']}")
+                for p in r["problems"]:
+                    err.print(f"    {p}")
+            else:
+                out.print(f"[green]ok[/]  {r['version']}")
+    if bad:
+        raise typer.Exit(1)
+
+
+# ----------------------------------------------------------------------------------------------
+# demo, doctor
+# ----------------------------------------------------------------------------------------------
+
+@app.command("demo")
+def demo(
+    out_dir: Path = typer.Option(Path("fpload-demo"), "--out", "-o", help="Folder for everything the demo writes."),
+    subjects: int = typer.Option(24, "--subjects", min=2, help="Synthetic subjects."),
+    steps: int = typer.Option(30, "--steps", min=1, help="Training steps of the small CNN."),
+    device: str = typer.Option("auto", "--device", help="gpu, cpu or auto."),
+) -> None:
+    """Walk the whole path on synthetic fingerprints: synthesise → ingest → pack → verify → train.
+
+    Prints where everything was written and the samples/s the loader delivered.
+
+    Example: fpload demo --out /tmp/fpload-demo
+    """
+    from fpload.demo import run_demo
+
+    run_demo(out_dir, subjects=subjects, steps=steps, device=device, console=out)
+
+
+@app.command("doctor")
+def doctor(as_json: bool = JsonOpt) -> None:
+    """Report versions of Python, DALI, torch and CUDA, the GPU, and the operator plugin.
+
+    Example: fpload doctor
+    """
+    from fpload.doctor import collect
+
+    info = collect()
+    if as_json:
+        _print_json(info)
+        return
+    for k, v in info.items():
+        out.print(f"[bold]{k:<14}[/] {v}")
+
+
+def _register_optional_commands() -> None:
+    """Attach verbs whose modules live in their own stage packages."""
+    try:
+        from fpload.synth._cli import synth_command
+    except ImportError:
+        pass
+    else:
+        app.command("synth")(synth_command)
+    try:
+        from fpload.ops._cli import ops_app
+    except ImportError:
+        pass
+    else:
+        app.add_typer(ops_app, name="ops")
+
+
+_register_optional_commands()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``fpload`` console script."""
+    import click
+
+    try:
+        rc = app(args=argv, standalone_mode=False)  # a command's typer.Exit(code) comes back as code
+    except FploadError as e:
+        if env_debug():
+            raise
+        print(f"fpload: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.exceptions.Abort:
+        print("fpload: aborted", file=sys.stderr)
+        return 130
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    return rc if isinstance(rc, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

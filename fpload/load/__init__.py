@@ -1,0 +1,13 @@
+"""The loader: a DALI pipeline that streams a dataset version into PyTorch, on GPU or CPU.
+
+Example::
+
+    from fpload.load import Loader
+    for images, labels, index in Loader("versions/thumbs", split="train", batch_size=64, device="cpu"):
+        ...
+"""
+
+from fpload.load._loader import Loader, gpu_available
+from fpload.load._pipeline import PipelineSpec, build_pipeline
+
+__all__ = ["Loader", "gpu_available", "build_pipeline", "PipelineSpec"]

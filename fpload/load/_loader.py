@@ -1,0 +1,220 @@
+"""Loader: streams one split of a dataset version into PyTorch, through DALI, on GPU or CPU."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from fpload import formats
+from fpload.config import LoaderConfig, StockAugmentConfig
+from fpload.errors import DeviceError, FploadError, IntegrityError, UsageError
+from fpload.load._pipeline import READER_NAME, PipelineSpec, build_pipeline
+from fpload.versions import Version, open_version
+
+
+def _dist_rank_world() -> tuple[int, int]:
+    try:
+        import torch.distributed as dist
+    except ImportError:  # pragma: no cover
+        return 0, 1
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def gpu_available() -> bool:
+    """Whether a CUDA GPU is visible to torch (DALI's GPU placement needs the same)."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def _available_host_bytes() -> int | None:
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:  # pragma: no cover
+        return None
+    return None
+
+
+class Loader:
+    """Iterate one split of a dataset version as PyTorch tensors, through a DALI pipeline.
+
+    Each batch is ``(images, labels, index)``: ``images`` float32 ``N×1×H×W`` (normalised with
+    ``mean``/``std``), ``labels`` int64 ``N`` (the version's ``cls``), ``index`` int64 ``N`` (the
+    global sample index, a row of ``samples.parquet``), all on the loader's device.
+
+    One epoch (one ``for`` loop over the loader) yields every sample of the split exactly once
+    across all ranks. The last partial batch follows ``last_batch``: ``"partial"`` (default)
+    yields it smaller, ``"drop"`` skips it. Ranks split the split's samples into contiguous
+    ranges (DALI's ``shard_id``/``num_shards``); rank and world size come from
+    ``torch.distributed`` when it is initialised and the arguments are None.
+
+    Example::
+
+        loader = Loader("versions/thumbs", split="train", batch_size=64, device="cpu", seed=1)
+        for epoch in range(3):
+            for images, labels, index in loader:
+                loss = criterion(model(images), labels)
+
+    ``augment`` is True (use ``config.augment``), False, or a :class:`StockAugmentConfig`.
+    Any :class:`LoaderConfig` field can also be given as a keyword (``image_size=(256, 256)``).
+    """
+
+    def __init__(self, version: str | Path | Version, split: str = "train", batch_size: int | None = None,
+                 device: str | None = None, shuffle: bool | None = None, seed: int | None = None,
+                 augment: bool | StockAugmentConfig | None = None, rank: int | None = None,
+                 world_size: int | None = None, *, config: LoaderConfig | None = None, **overrides: Any):
+        cfg = config or LoaderConfig()
+        updates = {k: v for k, v in dict(batch_size=batch_size, device=device, shuffle=shuffle,
+                                         seed=seed, **overrides).items() if v is not None}
+        if isinstance(augment, StockAugmentConfig):
+            updates["augment"] = augment
+            augment = True
+        cfg = LoaderConfig.from_dict({**cfg.to_dict(), **{k: (v.to_dict() if hasattr(v, "to_dict") else v)
+                                                          for k, v in updates.items()}},
+                                     source="Loader arguments")
+        self.config = cfg
+        self.augment = True if augment is None else bool(augment)
+        self.version = open_version(version)
+        self.split = split
+        if split not in self.version.counts:
+            raise UsageError(f"version {self.version.name}/{self.version.id} has no split {split!r} "
+                             f"(splits: {', '.join(self.version.splits)})")
+        self.version.require_intact(cfg.verify, split)
+
+        if rank is None and world_size is None:
+            rank, world_size = _dist_rank_world()
+        elif rank is None or world_size is None:
+            raise UsageError("give both rank and world_size, or neither (then torch.distributed decides)")
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise UsageError(f"rank {rank} is not in 0..world_size-1 (world_size={world_size})")
+        self.rank, self.world_size = rank, world_size
+
+        self.device = self._resolve_device(cfg.device)
+        self.split_size = self.version.counts[split]
+        lo = self.split_size * rank // world_size
+        hi = self.split_size * (rank + 1) // world_size
+        self.rank_size = hi - lo  # this rank's samples in the first epoch (DALI's shard)
+        if cfg.last_batch == "drop" and self.split_size // world_size < cfg.batch_size:
+            raise UsageError(
+                f"batch_size {cfg.batch_size} is larger than a rank's share of split {split!r} "
+                f"({self.split_size} samples over {world_size} rank(s)) with last_batch='drop': "
+                "every epoch would be empty; lower batch_size or use last_batch='partial'")
+        self.image_size = cfg.image_size or self._version_image_size()
+        self._check_memory()
+        self._torch_device = "cuda" if self.device == "gpu" else "cpu"
+        self._pipe = None
+        self._iter = None
+
+    # -- set-up ----------------------------------------------------------------------------
+    def _resolve_device(self, device: str) -> str:
+        if device == "auto":
+            return "gpu" if gpu_available() else "cpu"
+        if device == "gpu" and not gpu_available():
+            raise DeviceError("device='gpu' was asked for but no CUDA GPU is visible to torch "
+                              "(torch.cuda.is_available() is False); use device='cpu' or 'auto'")
+        return device
+
+    def _version_image_size(self) -> tuple[int, int]:
+        s = self.version.samples
+        h = int(np.max(s.column("height").to_numpy()))
+        w = int(np.max(s.column("width").to_numpy()))
+        return h, w
+
+    def _check_memory(self) -> None:
+        h, w = self.image_size
+        per_batch = self.config.batch_size * h * w * (1 + 4)  # decoded uint8 + normalised float
+        need = per_batch * (self.config.prefetch + 2) * 2
+        if self.device == "gpu":
+            import torch
+
+            free, _ = torch.cuda.mem_get_info()
+            where, have = "GPU memory", free
+        else:
+            where, have = "host memory", _available_host_bytes()
+        if have is not None and need > 0.8 * have:
+            raise DeviceError(
+                f"batch_size {self.config.batch_size} of {h}×{w} images needs about {need / 2**30:.1f} GiB "
+                f"of {where} for the pipeline's buffers, but only {have / 2**30:.1f} GiB is free; "
+                "lower batch_size or prefetch")
+
+    def _spec(self) -> PipelineSpec:
+        device_id = None
+        if self.device == "gpu":
+            import torch
+
+            device_id = torch.cuda.current_device()
+        threads = self.config.num_threads or max(1, min(8, os.cpu_count() or 1))
+        return PipelineSpec(
+            shards=self.version.shard_paths(self.split), indexes=self.version.index_paths(self.split),
+            encoding=self.version.encoding, device=self.device, device_id=device_id, rank=self.rank,
+            world_size=self.world_size, image_size=self.image_size, num_threads=threads)
+
+    def _build(self):
+        from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
+
+        self._pipe = build_pipeline(self._spec(), self.config, augment=self.augment)
+        policy = LastBatchPolicy.PARTIAL if self.config.last_batch == "partial" else LastBatchPolicy.DROP
+        try:
+            self._iter = DALIGenericIterator(self._pipe, ["images", "cls", "idx"], reader_name=READER_NAME,
+                                             last_batch_policy=policy, auto_reset=True)
+        except RuntimeError as err:
+            self._raise_data_error(err)
+
+    def _raise_data_error(self, err: Exception):
+        problems = self.version.check("size", self.split)
+        if problems:
+            raise IntegrityError(f"version {self.version.name}/{self.version.id}: "
+                                 + "; ".join(problems)) from err
+        raise FploadError(f"loading split {self.split!r} of {self.version.path} failed: "
+                          f"{str(err).strip().splitlines()[0]}") from err
+
+    # -- iteration -------------------------------------------------------------------------
+    def __len__(self) -> int:
+        """Batches this rank yields per epoch."""
+        if self.config.last_batch == "drop":
+            return self.rank_size // self.config.batch_size
+        return math.ceil(self.rank_size / self.config.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[Any, Any, Any]]:
+        import torch
+
+        if self._iter is None:
+            self._build()
+        weights = torch.tensor(10 ** np.arange(formats.INT_MEMBER_WIDTH - 1, -1, -1), dtype=torch.int64)
+        it = iter(self._iter)
+        while True:
+            try:
+                batch = next(it)
+            except StopIteration:
+                return
+            except RuntimeError as err:
+                self._raise_data_error(err)
+            out = batch[0]
+            images = out["images"]
+            labels = (out["cls"].to(torch.int64) - ord("0")) @ weights
+            index = (out["idx"].to(torch.int64) - ord("0")) @ weights
+            if self.device == "gpu":
+                labels = labels.to(images.device, non_blocking=True)
+                index = index.to(images.device, non_blocking=True)
+            yield images, labels, index
+
+    @property
+    def num_classes(self) -> int:
+        """Distinct labels of the version (the size of a classifier's output)."""
+        return int(self.version.manifest["labels"])
+
+    def __repr__(self) -> str:
+        return (f"Loader({self.version.name}/{self.version.id}, split={self.split!r}, "
+                f"device={self.device!r}, batch_size={self.config.batch_size}, "
+                f"rank={self.rank}/{self.world_size}, image_size={self.image_size})")

@@ -1,0 +1,19 @@
+"""The packer: a catalog query frozen into an immutable, content-addressed dataset version.
+
+Example::
+
+    from fpload.catalog import open_catalog
+    from fpload.config import PackConfig
+    from fpload.pack import pack_version
+
+    res = pack_version(open_catalog("catalog.duckdb"), where="consent", out="versions",
+                       name="all", config=PackConfig(encoding="png"), workers=2)
+    res.path        # versions/all/<version_id>
+"""
+
+from fpload.pack._packer import PackResult, pack_version
+from fpload.pack._plan import PackPlan, plan_version, subject_fraction
+from fpload.pack._shard import ShardInfo, ShardWriter
+
+__all__ = ["pack_version", "PackResult", "PackPlan", "plan_version", "subject_fraction",
+           "ShardWriter", "ShardInfo"]

@@ -1,0 +1,90 @@
+"""Encode one sample's tar members (runs in worker processes)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from datetime import datetime
+from typing import Any
+
+import fsspec
+import numpy as np
+from PIL import Image
+
+from fpload import formats
+from fpload.errors import ImageError
+
+_PASSTHROUGH_EXT = {"png": "png", "jpeg": "jpg", "jp2": "jp2", "tiff": "tiff", "bmp": "bmp"}
+
+
+def sample_json(row: dict[str, Any]) -> bytes:
+    """The ``json`` member: the sample's metadata, sorted keys (no source path: shards are portable)."""
+    meta = {k: row[k] for k in ("sample_id", "subject_id", "finger", "impression", "sensor", "ppi",
+                                "width", "height", "quality", "split", "synthetic", "label", "index")}
+    meta["source_format"] = row["format"]
+    cap = row.get("captured_at")
+    meta["captured_at"] = cap.isoformat() if isinstance(cap, datetime) else cap
+    meta["extra"] = json.loads(row["extra"]) if row.get("extra") else None
+    return formats.canonical_json(meta)
+
+
+def encode_sample(task: tuple[dict[str, Any], dict[str, Any]]) -> list[tuple[str, bytes]]:
+    """Read a sample's source, check it still hashes to its id, and build its members in order."""
+    row, settings = task
+    uri = row["uri"]
+    try:
+        with fsspec.open(uri, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        raise ImageError(f"sample {row['sample_id']}: source image {uri} is missing") from None
+    if formats.sample_key(data) != row["sample_id"]:
+        raise ImageError(f"sample {row['sample_id']}: source image {uri} changed since it was catalogued "
+                         "(its bytes no longer match the sample id)")
+    encoding = settings["encoding"]
+    shape = None
+    if encoding == "passthrough":
+        ext, payload = _PASSTHROUGH_EXT[row["format"]], data
+    else:
+        try:
+            with Image.open(io.BytesIO(data)) as img:
+                gray = img.convert("L")
+        except OSError as err:
+            raise ImageError(f"sample {row['sample_id']}: cannot decode {uri} ({err})") from None
+        ext = formats.IMAGE_EXT[encoding]
+        if encoding == "png":
+            buf = io.BytesIO()
+            gray.save(buf, format="PNG", compress_level=settings["png_compress_level"])
+            payload = buf.getvalue()
+        elif encoding == "jpeg":
+            buf = io.BytesIO()
+            gray.save(buf, format="JPEG", quality=settings["jpeg_quality"])
+            payload = buf.getvalue()
+        else:
+            pixels = np.asarray(gray, dtype=np.uint8)
+            payload = pixels.tobytes()
+            shape = formats.encode_shape_member(*pixels.shape)
+            if encoding == "raw-lz4":
+                import lz4.block
+
+                payload = lz4.block.compress(payload, store_size=False)
+    members = [(ext, payload)]
+    if shape is not None:
+        members.append(("shape", shape))
+    members += [("json", sample_json(row)), ("cls", formats.encode_int_member(row["label"])),
+                ("idx", formats.encode_int_member(row["index"]))]
+    return members
+
+
+def encode_batch(tasks: list[tuple[dict[str, Any], dict[str, Any]]]) -> list[list[tuple[str, bytes]]]:
+    """Encode a chunk of samples (one inter-process round trip per chunk)."""
+    return [encode_sample(t) for t in tasks]
+
+
+def digest_file(path: str) -> str:
+    """sha256 of a file, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -1,0 +1,238 @@
+"""pack_version: a catalog query frozen into an immutable, content-addressed dataset version."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import uuid
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+import fpload
+from fpload import formats
+from fpload.catalog import Catalog, combine_where
+from fpload.config import PackConfig
+from fpload.errors import UsageError, VersionConflictError
+from fpload.pack._encode import encode_batch, digest_file
+from fpload.pack._plan import PackPlan, plan_version
+from fpload.pack._shard import ShardInfo, ShardWriter
+
+_CHUNK = 16
+
+
+@dataclass(frozen=True)
+class PackResult:
+    """Where a version was published, and whether this call wrote it or found it there."""
+
+    path: Path
+    version_id: str
+    name: str
+    samples: int
+    counts: dict[str, int]
+    created: bool
+    bytes: int
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return formats.read_manifest(self.path)
+
+
+def _chunks(items: list, size: int) -> Iterator[list]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def _encoded(tasks: list, workers: int) -> Iterator[list[tuple[str, bytes]]]:
+    """Members of every task, in order; encoding runs in ``workers`` processes, a bounded window ahead."""
+    if workers <= 1:
+        for chunk in _chunks(tasks, _CHUNK):
+            yield from encode_batch(chunk)
+        return
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("forkserver")) as pool:
+        pending: deque = deque()
+        chunks = _chunks(tasks, _CHUNK)
+        for chunk in chunks:
+            pending.append(pool.submit(encode_batch, chunk))
+            if len(pending) >= 4 * workers:
+                break
+        while pending:
+            done = pending.popleft().result()
+            nxt = next(chunks, None)
+            if nxt is not None:
+                pending.append(pool.submit(encode_batch, nxt))
+            yield from done
+
+
+def _validate_name(name: str) -> None:
+    if not name or not all(c.isalnum() or c in "-_." for c in name) or name.startswith("."):
+        raise UsageError(f"version name {name!r} must be letters, digits, '-', '_' or '.', not starting with '.'")
+
+
+def _clean_stale_tmp(name_dir: Path) -> None:
+    """Remove temporary folders left by packs that crashed (their process is gone)."""
+    for tmp in name_dir.glob(".tmp-*"):
+        try:
+            pid = int(tmp.name.split("-")[1])
+        except (IndexError, ValueError):
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(tmp, ignore_errors=True)
+        except PermissionError:
+            pass
+
+
+def _write_samples(plan: PackPlan, shard_of: list[str], path: Path) -> None:
+    cols = ["index", "sample_id", "split", "label", "label_key", "subject_id", "finger", "impression",
+            "sensor", "ppi", "width", "height", "format", "quality", "consent", "synthetic",
+            "captured_at", "uri", "extra"]
+    data = {c: [r[c] for r in plan.rows] for c in cols}
+    data["shard"] = shard_of
+    table = pa.table(data)
+    table = table.cast(table.schema.set(table.schema.get_field_index("index"),
+                                        pa.field("index", pa.int64())))
+    pq.write_table(table, path, compression="zstd")
+
+
+def _progress(total: int, show: bool):
+    if not show:
+        return None
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeRemainingColumn, TransferSpeedColumn)
+
+    return Progress(TextColumn("packing"), BarColumn(), MofNCompleteColumn(), TextColumn("samples"),
+                    TimeRemainingColumn(), transient=True)
+
+
+def pack_version(catalog: Catalog, *, out: str | Path, name: str, where: str | None = None,
+                 filter: str | Path | None = None, config: PackConfig | None = None,
+                 revision: int | None = None, parent: str | None = None, workers: int = 1,
+                 progress: bool = False) -> PackResult:
+    """Select samples from ``catalog`` and publish them as version ``out/name/<version_id>``.
+
+    Everything is written under a temporary folder that is renamed into place once the manifest
+    is in it, so a crash leaves no half version and a rerun finishes the work. The same query,
+    catalog revision and config give the same ``version_id`` and byte-identical files; packing an
+    existing version again is a no-op that returns it.
+
+    Example::
+
+        cat = open_catalog("catalog.duckdb")
+        res = pack_version(cat, where="finger IN (2, 7) AND consent", out="versions",
+                           name="index-fingers", config=PackConfig(encoding="raw"), workers=2)
+        print(res.path, res.counts)
+    """
+    _validate_name(name)
+    cfg = config or PackConfig()
+    rev = catalog.revision(revision)
+    query = combine_where(where, filter)
+    selection = catalog.query(query, revision=rev.rev)
+    plan = plan_version(selection, cfg)
+    settings = cfg.to_dict()
+
+    name_dir = Path(out) / name
+    name_dir.mkdir(parents=True, exist_ok=True)
+    _clean_stale_tmp(name_dir)
+    tmp = name_dir / f".tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    (tmp / formats.SHARDS_DIR).mkdir(parents=True)
+    try:
+        shards, shard_of = _write_shards(plan, settings, tmp / formats.SHARDS_DIR, cfg, workers, progress)
+        _write_samples(plan, shard_of, tmp / formats.SAMPLES_NAME)
+        manifest = {
+            "schema_version": formats.MANIFEST_SCHEMA_VERSION,
+            "name": name,
+            "parent": parent,
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "writer": f"fpload {fpload.__version__}",
+            "query": {"where": query, "filter_file": Path(filter).name if filter else None},
+            "catalog": {"revision": rev.rev, "digest": rev.digest},
+            "settings": settings,
+            "consent": {"allow_without_consent": cfg.allow_without_consent,
+                        "samples_without_consent": plan.without_consent},
+            "samples": len(plan.rows),
+            "labels": plan.labels,
+            "splits": plan.splits,
+            "counts": plan.counts(),
+            "shards": [s.to_dict() for s in shards],
+            "samples_file": {"file": formats.SAMPLES_NAME,
+                             "sha256": digest_file(str(tmp / formats.SAMPLES_NAME)),
+                             "bytes": (tmp / formats.SAMPLES_NAME).stat().st_size},
+        }
+        manifest["version_id"] = formats.compute_version_id(manifest)
+        (tmp / formats.MANIFEST_NAME).write_bytes(formats.pretty_json(manifest))
+        final = name_dir / manifest["version_id"]
+        created = _publish(tmp, final, manifest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return PackResult(path=final, version_id=manifest["version_id"], name=name, samples=len(plan.rows),
+                      counts=manifest["counts"], created=created,
+                      bytes=sum(s.bytes for s in shards))
+
+
+def _publish(tmp: Path, final: Path, manifest: dict[str, Any]) -> bool:
+    if final.exists():
+        try:
+            existing = formats.read_manifest(final)
+        except Exception:
+            existing = None
+        if existing is not None and formats.compute_version_id(existing) == manifest["version_id"]:
+            return False
+        raise VersionConflictError(
+            f"{final} already exists but does not hold version {manifest['version_id']} "
+            "(a different or damaged version under that name and id); nothing was changed — "
+            "move it away or run `fpload versions verify` on it")
+    os.rename(tmp, final)
+    return True
+
+
+def _write_shards(plan: PackPlan, settings: dict[str, Any], shard_dir: Path, cfg: PackConfig,
+                  workers: int, progress: bool) -> tuple[list[ShardInfo], list[str]]:
+    max_bytes = int(cfg.shard_max_mb * 1e6) if cfg.shard_max_mb else None
+    max_samples = cfg.shard_max_samples
+    shards: list[ShardInfo] = []
+    shard_of: list[str] = []
+    numbers: dict[str, int] = {}
+    writer: ShardWriter | None = None
+    bar = _progress(len(plan.rows), progress)
+    task = bar.add_task("pack", total=len(plan.rows)) if bar else None
+    tasks = [(r, settings) for r in plan.rows]
+    if bar:
+        bar.start()
+    try:
+        for row, members in zip(plan.rows, _encoded(tasks, workers)):
+            size = sum(len(d) + 1024 for _, d in members)
+            if writer is not None and (
+                    writer.split != row["split"]
+                    or (max_samples and writer.samples >= max_samples)
+                    or (max_bytes and writer.samples and writer.bytes_written + size > max_bytes)):
+                shards.append(writer.close())
+                writer = None
+            if writer is None:
+                n = numbers.get(row["split"], 0)
+                numbers[row["split"]] = n + 1
+                writer = ShardWriter(shard_dir / formats.shard_name(row["split"], n), row["split"])
+            writer.add(row["sample_id"], members)
+            shard_of.append(writer.stem.name + ".tar")
+            if bar:
+                bar.advance(task)
+        if writer is not None:
+            shards.append(writer.close())
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    finally:
+        if bar:
+            bar.stop()
+    return shards, shard_of

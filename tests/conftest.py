@@ -1,0 +1,63 @@
+"""Shared fixtures: tiny captures, a catalog and packed versions, all made from fpload.testing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fpload.catalog import open_catalog
+from fpload.config import PackConfig
+from fpload.testing import make_captures
+
+
+def pytest_collection_modifyitems(config, items):
+    try:
+        import torch
+
+        has_gpu = torch.cuda.is_available()
+    except ImportError:  # pragma: no cover
+        has_gpu = False
+    if has_gpu:
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU; none is visible")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def captures(tmp_path_factory) -> Path:
+    """Metadata file of 10 subjects × 2 fingers × 2 impressions, mixed image sizes."""
+    return make_captures(tmp_path_factory.mktemp("captures"), subjects=10, fingers=2, impressions=2,
+                         size=[(48, 40), (33, 41), (40, 40)], seed=1)
+
+
+@pytest.fixture()
+def catalog(tmp_path, captures):
+    """A fresh catalog with the captures ingested (revision 1)."""
+    cat = open_catalog(tmp_path / "cat.duckdb")
+    cat.ingest(captures)
+    yield cat
+    cat.close()
+
+
+@pytest.fixture(scope="session")
+def session_catalog(tmp_path_factory, captures):
+    cat = open_catalog(tmp_path_factory.mktemp("cat") / "cat.duckdb")
+    cat.ingest(captures)
+    yield cat
+    cat.close()
+
+
+@pytest.fixture(scope="session")
+def packed(tmp_path_factory, session_catalog):
+    """Packs of the session catalog, one per encoding, small shards: ``packed[encoding]`` is a PackResult."""
+    from fpload.pack import pack_version
+
+    root = tmp_path_factory.mktemp("versions")
+    out = {}
+    for enc in ("passthrough", "png", "jpeg", "raw", "raw-lz4"):
+        out[enc] = pack_version(session_catalog, out=root, name=enc, where="consent",
+                                config=PackConfig(encoding=enc, shard_max_samples=7))
+    return out

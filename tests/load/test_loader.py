@@ -1,0 +1,154 @@
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+from PIL import Image
+
+from fpload.config import LoaderConfig, StockAugmentConfig
+from fpload.errors import ConfigError, DeviceError, IntegrityError, ShardNotFoundError, UsageError
+from fpload.load import Loader, gpu_available
+from fpload.pack import pack_version
+
+
+def _epoch(loader):
+    return [(x.clone(), y.clone(), i.clone()) for x, y, i in loader]
+
+
+@pytest.mark.parametrize("world_size", [1, 2, 3, 4])
+def test_every_sample_exactly_once_per_epoch(packed, world_size):
+    res = packed["raw"]
+    n = res.counts["train"]
+    for epoch in range(2):
+        seen = []
+        for rank in range(world_size):
+            loader = Loader(res.path, split="train", batch_size=3, device="cpu", shuffle=True, seed=epoch,
+                            augment=False, rank=rank, world_size=world_size)
+            got = [i.tolist() for _, _, i in loader]
+            assert all(len(b) <= 3 for b in got)
+            seen += [k for b in got for k in b]
+        assert sorted(seen) == list(range(n)), f"epoch {epoch}, world size {world_size}"
+
+
+def test_consecutive_epochs_of_one_loader(packed):
+    res = packed["png"]
+    loader = Loader(res.path, split="train", batch_size=4, device="cpu", augment=False, rank=1, world_size=2)
+    first = [i for _, _, i in loader]
+    second = [i for _, _, i in loader]
+    assert len(first) == len(loader)
+    # with two ranks, each epoch covers this rank's share; two epochs cover each sample once or twice
+    assert len(torch.cat(first)) + len(torch.cat(second)) in range(res.counts["train"] - 1, res.counts["train"] + 2)
+
+
+@pytest.mark.parametrize("encoding", ["passthrough", "png", "jpeg", "raw", "raw-lz4"])
+def test_images_labels_and_indices_match_the_version(packed, encoding):
+    res = packed[encoding]
+    rows = pq.read_table(res.path / "samples.parquet").to_pylist()
+    loader = Loader(res.path, split="val", batch_size=5, device="cpu", shuffle=False, augment=False,
+                    image_size=(48, 48), mean=0.0, std=1.0)
+    n = 0
+    for images, labels, index in loader:
+        assert images.dtype == torch.float32 and images.shape[1:] == (1, 48, 48)
+        assert labels.dtype == torch.int64 and index.dtype == torch.int64
+        for img, lab, k in zip(images, labels, index):
+            row = rows[int(k)]
+            assert row["split"] == "val" and int(lab) == row["label"]
+            src = np.asarray(Image.open(row["uri"]).convert("L")).astype(np.float32) / 255
+            h, w = src.shape
+            # centre pad to 48×48 with background 255 (DALI rounds the half pixel up)
+            canvas = np.ones((48, 48), np.float32)
+            top, left = (48 - h + 1) // 2, (48 - w + 1) // 2
+            canvas[top:top + h, left:left + w] = src
+            tol = 8 / 255 if encoding == "jpeg" else 1e-6
+            assert np.abs(img[0].numpy() - canvas).mean() <= tol
+            n += 1
+    assert n == res.counts["val"]
+
+
+def test_augmentation_changes_pixels_and_is_seeded(packed):
+    res = packed["raw"]
+    aug = StockAugmentConfig(rotation_deg=20, translate_px=3, noise_std=5)
+
+    def run(seed):
+        return _epoch(Loader(res.path, split="train", batch_size=8, device="cpu", seed=seed, augment=aug,
+                             num_threads=1))
+
+    plain = _epoch(Loader(res.path, split="train", batch_size=8, device="cpu", seed=0, augment=False,
+                          num_threads=1))
+    a, b, c = run(0), run(0), run(1)
+    for (xa, ya, ia), (xb, yb, ib) in zip(a, b):
+        assert torch.equal(ia, ib) and torch.equal(xa, xb)
+    assert not all(torch.equal(x[2], y[2]) for x, y in zip(a, c))
+    assert [p[2].tolist() for p in plain] == [p[2].tolist() for p in a]  # same order, same seed
+    assert not torch.equal(plain[0][0], a[0][0])
+
+
+def test_drop_last_gives_full_batches(packed):
+    res = packed["raw"]
+    loader = Loader(res.path, split="train", batch_size=4, device="cpu", augment=False, last_batch="drop")
+    sizes = [x.shape[0] for x, _, _ in loader]
+    assert sizes and set(sizes) == {4} and len(sizes) == len(loader) == res.counts["train"] // 4
+
+
+def test_config_object_and_yaml(tmp_path, packed):
+    f = tmp_path / "l.yaml"
+    f.write_text("batch_size: 6\ndevice: cpu\nshuffle: false\naugment: {enabled: false}\n")
+    loader = Loader(packed["raw"].path, split="train", config=LoaderConfig.from_yaml(f))
+    assert loader.config.batch_size == 6 and not loader.config.shuffle
+    f.write_text("batch_size: 6\nshufle: false\n")
+    with pytest.raises(ConfigError, match=r"l.yaml: key 'shufle': unknown key \(allowed: .*shuffle"):
+        LoaderConfig.from_yaml(f)
+    f.write_text("device: tpu\n")
+    with pytest.raises(ConfigError, match="key 'device'.*'gpu', 'cpu' or 'auto'"):
+        LoaderConfig.from_yaml(f)
+
+
+@pytest.mark.skipif(gpu_available(), reason="checks the error on a machine without a GPU")
+def test_gpu_without_gpu_is_a_clear_error(packed):
+    with pytest.raises(DeviceError, match="no CUDA GPU"):
+        Loader(packed["raw"].path, device="gpu")
+
+
+def test_unservable_batch_sizes(packed):
+    with pytest.raises(DeviceError, match="GiB"):
+        Loader(packed["raw"].path, device="cpu", batch_size=2_000_000, image_size=(4096, 4096))
+    with pytest.raises(UsageError, match="every epoch would be empty"):
+        Loader(packed["raw"].path, device="cpu", batch_size=500, last_batch="drop")
+    with pytest.raises(ConfigError, match="batch_size"):
+        Loader(packed["raw"].path, device="cpu", batch_size=0)
+    with pytest.raises(UsageError, match="no split 'nope'"):
+        Loader(packed["raw"].path, split="nope")
+    with pytest.raises(UsageError, match="rank 4 is not in"):
+        Loader(packed["raw"].path, rank=4, world_size=4)
+
+
+def test_missing_or_altered_shard_at_load_time(tmp_path, catalog):
+    res = pack_version(catalog, out=tmp_path, name="v", where="consent")
+    shard = sorted((res.path / "shards").glob("train-*.tar"))[0]
+    shard.rename(shard.with_suffix(".bak"))
+    with pytest.raises(ShardNotFoundError, match=shard.name):
+        Loader(res.path, split="train", device="cpu")
+    Loader(res.path, split="val", device="cpu")  # other splits still load
+    shard.with_suffix(".bak").rename(shard)
+    with open(shard, "ab") as fh:
+        fh.write(b"\0" * 512)
+    with pytest.raises(IntegrityError, match=f"{shard.name}.*altered"):
+        Loader(res.path, split="train", device="cpu")
+    # same size, other bytes: caught with verify="sha256"
+    shard.write_bytes(shard.read_bytes()[:-512])
+    data = bytearray(shard.read_bytes())
+    data[600] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    Loader(res.path, split="train", device="cpu")  # the size check passes
+    with pytest.raises(IntegrityError, match=shard.name):
+        Loader(res.path, split="train", device="cpu", verify="sha256")
+
+
+@pytest.mark.gpu
+def test_gpu_matches_cpu_without_augmentation(packed):
+    for enc in ("png", "raw", "raw-lz4"):
+        kw = dict(split="val", batch_size=4, shuffle=False, augment=False, image_size=(48, 48))
+        cpu = _epoch(Loader(packed[enc].path, device="cpu", **kw))
+        gpu = _epoch(Loader(packed[enc].path, device="gpu", **kw))
+        for (xc, yc, ic), (xg, yg, ig) in zip(cpu, gpu):
+            assert torch.equal(ic, ig.cpu()) and torch.equal(yc, yg.cpu())
+            assert torch.allclose(xc, xg.cpu(), atol=1e-5)
