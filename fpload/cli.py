@@ -354,6 +354,12 @@ def _register_optional_commands() -> None:
         pass
     else:
         app.add_typer(ops_app, name="ops")
+    try:
+        from fpload.features._cli import features_app
+    except ImportError:
+        pass
+    else:
+        app.add_typer(features_app, name="features")
 
 
 _register_optional_commands()

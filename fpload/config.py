@@ -25,14 +25,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from fpload._frozen import FrozenConfig
 from fpload.errors import ConfigError
-
-M = TypeVar("M", bound="FrozenConfig")
+from fpload.features._config import FeaturesConfig
+from fpload.ops._config import AugmentOps
 
 
 def env_workers() -> int:
@@ -57,60 +57,6 @@ def env_debug() -> bool:
 def env_plugin_path() -> str | None:
     """``FPLOAD_PLUGIN``, the plugin path override, if set."""
     return os.environ.get("FPLOAD_PLUGIN") or None
-
-
-def _describe(model: type[BaseModel], err: dict[str, Any], source: str) -> str:
-    loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-    if err["type"] == "extra_forbidden":
-        # find the model the unknown key sits in, to list its allowed keys
-        target: Any = model
-        for part in err["loc"][:-1]:
-            field = getattr(target, "model_fields", {}).get(part)
-            ann = getattr(field, "annotation", None)
-            if isinstance(ann, type) and issubclass(ann, BaseModel):
-                target = ann
-        allowed = ", ".join(sorted(getattr(target, "model_fields", {})))
-        return f"{source}: key '{loc}': unknown key (allowed: {allowed})"
-    return f"{source}: key '{loc}': {err['msg']} (got {err.get('input')!r})"
-
-
-class FrozenConfig(BaseModel):
-    """Base of all config models: frozen, no unknown keys, dict and YAML round trips."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    @classmethod
-    def from_dict(cls: type[M], data: dict[str, Any] | None, source: str | None = None) -> M:
-        """Validate a plain dict; ``source`` names where it came from in error messages."""
-        source = source or f"{cls._config_kind()} config"
-        if data is None:
-            data = {}
-        if not isinstance(data, dict):
-            raise ConfigError(f"{source}: expected a mapping of keys to values, got {type(data).__name__}")
-        try:
-            return cls.model_validate(data)
-        except ValidationError as err:
-            raise ConfigError(_describe(cls, err.errors()[0], source)) from None
-
-    @classmethod
-    def from_yaml(cls: type[M], path: str | Path) -> M:
-        """Read a YAML file of this config; errors name the file and the key."""
-        path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"config file not found: {path}") from None
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: not valid YAML ({err})") from None
-        return cls.from_dict(data, source=str(path))
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict, the inverse of :meth:`from_dict`."""
-        return self.model_dump(mode="json")
-
-    @classmethod
-    def _config_kind(cls) -> str:
-        return cls.__name__.removesuffix("Config").lower() or "fpload"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -145,6 +91,7 @@ class PackConfig(FrozenConfig):
     label: LabelKind = "subject_finger"
     allow_without_consent: bool = False
     allow_subject_overlap: bool = False
+    features: FeaturesConfig = Field(default_factory=FeaturesConfig)
 
     @field_validator("splits")
     @classmethod
@@ -174,12 +121,13 @@ class PackConfig(FrozenConfig):
 
 
 class StockAugmentConfig(FrozenConfig):
-    """Augmentation from DALI's stock operators; each range is drawn uniformly per sample.
+    """Augmentation from DALI's stock operators (``backend: stock``), drawn uniformly per sample.
 
-    Zero ranges switch an effect off; ``enabled: false`` switches all off.
+    Rotation, scale and translation in one affine warp, then brightness/contrast and Gaussian
+    noise. Zero ranges switch an effect off. Kept as the baseline the fpload operators are
+    measured against; slow on CPU.
     """
 
-    enabled: bool = True
     rotation_deg: float = Field(15.0, ge=0, le=180)
     translate_px: float = Field(16.0, ge=0)
     scale: tuple[float, float] = (0.95, 1.05)
@@ -194,6 +142,25 @@ class StockAugmentConfig(FrozenConfig):
         if lo <= 0 or hi < lo:
             raise ValueError(f"range must be 0 < low <= high, got [{lo}, {hi}]")
         return v
+
+
+class AugmentConfig(FrozenConfig):
+    """The loader's augmentation: which backend, and its parameters.
+
+    - ``backend: fpload`` (default): the csrc operators (``fn.fpload_warp``, ``fn.fpload_occlusion``,
+      ``fn.fpload_photometric``) with parameters under ``ops:``; random draws keyed by
+      (seed, epoch, sample index), so CPU and GPU give the same augmentation. Needs the plugin
+      (``fpload ops build``).
+    - ``backend: stock``: DALI's stock operators with parameters under ``stock:``.
+    - ``enabled: false`` switches augmentation off (evaluation).
+
+    The output normalisation of ``ops.output`` is set by the loader from its ``mean``/``std``.
+    """
+
+    enabled: bool = True
+    backend: Literal["fpload", "stock"] = "fpload"
+    ops: AugmentOps = Field(default_factory=AugmentOps)
+    stock: StockAugmentConfig = Field(default_factory=StockAugmentConfig)
 
 
 class LoaderConfig(FrozenConfig):
@@ -219,7 +186,7 @@ class LoaderConfig(FrozenConfig):
     std: float = Field(0.5, gt=0)
     last_batch: Literal["partial", "drop"] = "partial"
     verify: Literal["size", "sha256", "none"] = "size"
-    augment: StockAugmentConfig = Field(default_factory=StockAugmentConfig)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
 
     @field_validator("image_size")
     @classmethod

@@ -29,18 +29,12 @@ def _loader_config() -> LoaderConfig:
 
 
 def make_data(out: Path, subjects: int, console: Console) -> Path:
-    """Synthetic captures for the demo; returns the metadata file."""
-    try:
-        from fpload.synth import synthesize
-    except ImportError:
-        synthesize = None
-    if synthesize is not None:
-        res = synthesize(out, subjects=subjects, fingers=2, impressions=4, seed=0, size=256,
-                         workers=env_workers(), progress=True)
-        return res.metadata_path
-    from fpload.testing import make_captures
+    """Synthetic fingerprints (fpload.synth) for the demo; returns the metadata file."""
+    from fpload.synth import synthesize
 
-    return make_captures(out, subjects=subjects, fingers=2, impressions=4, size=(256, 256))
+    res = synthesize(out, subjects=subjects, fingers=2, impressions=4, seed=0, size=256,
+                     workers=env_workers(), progress=True)
+    return res.metadata_path
 
 
 def small_cnn(classes: int):

@@ -27,6 +27,19 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(scope="session")
+def plugin() -> dict:
+    """The fpload operator plugin, loaded; a CPU-only one is built first if none is installed
+    (`make test` builds the full one during set-up)."""
+    from fpload.ops import _plugin
+
+    if not _plugin.plugin_path().exists():
+        from fpload.ops._build import build_plugin
+
+        build_plugin(cuda=False)
+    return _plugin.load_plugin()
+
+
+@pytest.fixture(scope="session")
 def captures(tmp_path_factory) -> Path:
     """Metadata file of 10 subjects × 2 fingers × 2 impressions, mixed image sizes."""
     return make_captures(tmp_path_factory.mktemp("captures"), subjects=10, fingers=2, impressions=2,

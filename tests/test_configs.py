@@ -50,5 +50,11 @@ def test_bad_pack_config(tmp_path, text, fragment):
 def test_nested_unknown_key_lists_the_nested_keys(tmp_path):
     f = tmp_path / "l.yaml"
     f.write_text("augment:\n  rotation: 10\n")
-    with pytest.raises(ConfigError, match=r"key 'augment.rotation': unknown key \(allowed: brightness, .*rotation_deg"):
+    with pytest.raises(ConfigError, match=r"key 'augment.rotation': unknown key \(allowed: backend, enabled, ops, stock\)"):
+        LoaderConfig.from_yaml(f)
+    f.write_text("augment:\n  ops:\n    warp:\n      angel: [-5, 5]\n")
+    with pytest.raises(ConfigError, match=r"key 'augment.ops.warp.angel': unknown key \(allowed: angle, center_mode"):
+        LoaderConfig.from_yaml(f)
+    f.write_text("augment:\n  ops:\n    warp:\n      distortion: -1\n")
+    with pytest.raises(ConfigError, match=r"key 'augment.ops.warp.distortion': Input should be greater than or equal to 0"):
         LoaderConfig.from_yaml(f)

@@ -1,8 +1,11 @@
 """The demo runs end to end (tiny size) and reports real figures."""
 
+import pytest
 from rich.console import Console
 
 from fpload.demo import run_demo
+
+pytestmark = pytest.mark.usefixtures("plugin")
 
 
 def test_demo_runs_and_is_rerunnable(tmp_path):

@@ -10,7 +10,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from fpload import formats
-from fpload.config import LoaderConfig, StockAugmentConfig
+from fpload.config import AugmentConfig, LoaderConfig, StockAugmentConfig
 from fpload.errors import DeviceError, FploadError, IntegrityError, UsageError
 from fpload.load._pipeline import READER_NAME, PipelineSpec, build_pipeline
 from fpload.versions import Version, open_version
@@ -66,19 +66,29 @@ class Loader:
             for images, labels, index in loader:
                 loss = criterion(model(images), labels)
 
-    ``augment`` is True (use ``config.augment``), False, or a :class:`StockAugmentConfig`.
+    ``augment`` is True (use ``config.augment``), False, an :class:`AugmentConfig`, or the
+    parameters of one backend: an :class:`fpload.ops.AugmentOps` (the csrc operators, the default
+    backend) or a :class:`StockAugmentConfig` (DALI's stock operators).
     Any :class:`LoaderConfig` field can also be given as a keyword (``image_size=(256, 256)``).
     """
 
     def __init__(self, version: str | Path | Version, split: str = "train", batch_size: int | None = None,
                  device: str | None = None, shuffle: bool | None = None, seed: int | None = None,
-                 augment: bool | StockAugmentConfig | None = None, rank: int | None = None,
+                 augment: bool | AugmentConfig | StockAugmentConfig | Any | None = None, rank: int | None = None,
                  world_size: int | None = None, *, config: LoaderConfig | None = None, **overrides: Any):
         cfg = config or LoaderConfig()
         updates = {k: v for k, v in dict(batch_size=batch_size, device=device, shuffle=shuffle,
                                          seed=seed, **overrides).items() if v is not None}
-        if isinstance(augment, StockAugmentConfig):
+        from fpload.ops import AugmentOps
+
+        if isinstance(augment, AugmentConfig):
             updates["augment"] = augment
+            augment = True
+        elif isinstance(augment, StockAugmentConfig):
+            updates["augment"] = AugmentConfig(backend="stock", stock=augment)
+            augment = True
+        elif isinstance(augment, AugmentOps):
+            updates["augment"] = AugmentConfig(backend="fpload", ops=augment)
             augment = True
         cfg = LoaderConfig.from_dict({**cfg.to_dict(), **{k: (v.to_dict() if hasattr(v, "to_dict") else v)
                                                           for k, v in updates.items()}},
@@ -158,7 +168,8 @@ class Loader:
         return PipelineSpec(
             shards=self.version.shard_paths(self.split), indexes=self.version.index_paths(self.split),
             encoding=self.version.encoding, device=self.device, device_id=device_id, rank=self.rank,
-            world_size=self.world_size, image_size=self.image_size, num_threads=threads)
+            world_size=self.world_size, image_size=self.image_size, num_threads=threads,
+            split_size=self.split_size)
 
     def _build(self):
         from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy

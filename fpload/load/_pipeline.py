@@ -9,7 +9,7 @@ import numpy as np
 
 from fpload import formats
 from fpload.config import LoaderConfig, StockAugmentConfig
-from fpload.errors import DeviceError
+from fpload.errors import DeviceError, UsageError
 
 #: extensions an encoded (passthrough/png/jpeg) image member may have
 ENCODED_EXTS = "png;jpg;jp2;tiff;bmp"
@@ -29,6 +29,31 @@ class PipelineSpec:
     world_size: int
     image_size: tuple[int, int]
     num_threads: int
+    split_size: int = 0  # samples in the split (for the epoch schedule of the fpload operators)
+
+
+class EpochSchedule:
+    """Which epoch a pipeline iteration belongs to, for one rank.
+
+    DALI's reader pads each rank's last batch, and without ``stick_to_shard`` rank r reads DALI
+    shard ``(r + e) % world_size`` in epoch e, so epoch e takes ``ceil(shard_size / batch)``
+    iterations. The pipeline counts iterations deterministically (prefetching included), so this
+    gives the same epoch on CPU and GPU.
+    """
+
+    def __init__(self, split_size: int, batch_size: int, rank: int, world_size: int):
+        sizes = [split_size * (s + 1) // world_size - split_size * s // world_size for s in range(world_size)]
+        self._per_epoch = [max(1, -(-sizes[(rank + e) % world_size] // batch_size)) for e in range(world_size)]
+        self._cycle = sum(self._per_epoch)
+        self._world = world_size
+
+    def epoch_of(self, iteration: int) -> int:
+        cycles, rest = divmod(iteration, self._cycle)
+        e = 0
+        while rest >= self._per_epoch[e]:
+            rest -= self._per_epoch[e]
+            e += 1
+        return cycles * self._world + e
 
 
 def _inflate_lz4_cpu(data: np.ndarray, shape: np.ndarray) -> np.ndarray:
@@ -70,6 +95,30 @@ def _augment_stock(img, aug: StockAugmentConfig, size: tuple[int, int], backgrou
     return img
 
 
+def _augment_fpload(img, cfg: LoaderConfig, idx, spec: PipelineSpec):
+    """The csrc operators: warp → occlusion → photometric, normalised to float in the last pass."""
+    import nvidia.dali.fn as fn
+    import nvidia.dali.types as types
+
+    from fpload.ops import augment
+    from fpload.ops._config import OutputOps
+
+    weights = types.Constant(10 ** np.arange(formats.INT_MEMBER_WIDTH - 1, -1, -1, dtype=np.int64),
+                             dtype=types.INT64)
+    sample_idx = fn.reductions.sum((fn.cast(idx, dtype=types.INT64) - ord("0")) * weights, axes=[0])
+    schedule = EpochSchedule(spec.split_size, cfg.batch_size, spec.rank, spec.world_size)
+    batch = cfg.batch_size
+
+    def epochs(info):
+        return [np.array(schedule.epoch_of(info.iteration), dtype=np.int64)] * batch
+
+    epoch = fn.external_source(source=epochs, batch=True, batch_info=True)
+    ops = cfg.augment.ops.model_copy(update={"output": OutputOps(
+        dtype="float32", mean=cfg.mean * 255.0, std=cfg.std * 255.0)})
+    out = augment(img, sample_idx=sample_idx, epoch=epoch, config=ops, seed=cfg.seed, device=spec.device)
+    return fn.transpose(out, perm=[2, 0, 1], output_layout="CHW")
+
+
 def build_pipeline(spec: PipelineSpec, cfg: LoaderConfig, *, augment: bool):
     """Build (but do not start) the DALI pipeline of one rank.
 
@@ -91,6 +140,12 @@ def build_pipeline(spec: PipelineSpec, cfg: LoaderConfig, *, augment: bool):
     exts = [image_ext] + (["shape"] if raw else []) + ["cls", "idx"]
     dtypes = [types.UINT8] + ([types.INT32] if raw else []) + [types.UINT8, types.UINT8]
     h, w = spec.image_size
+    use_fpload = augment and cfg.augment.enabled and cfg.augment.backend == "fpload"
+    use_stock = augment and cfg.augment.enabled and cfg.augment.backend == "stock"
+    if use_fpload:
+        from fpload.ops import load_plugin, require_gpu_backend
+
+        require_gpu_backend() if gpu else load_plugin()  # PluginError names what is missing
 
     @pipeline_def(batch_size=cfg.batch_size, num_threads=spec.num_threads, device_id=spec.device_id,
                   seed=cfg.seed * 1_000_003 + spec.rank, prefetch_queue_depth=cfg.prefetch,
@@ -114,8 +169,10 @@ def build_pipeline(spec: PipelineSpec, cfg: LoaderConfig, *, augment: bool):
         else:
             img = fn.decoders.image(data, device="mixed" if gpu else "cpu", output_type=types.GRAY)
         img = fn.crop(img, crop=[h, w], out_of_bounds_policy="pad", fill_values=float(cfg.background))
-        if augment and cfg.augment.enabled:
-            img = _augment_stock(img, cfg.augment, (h, w), cfg.background)
+        if use_fpload:
+            return _augment_fpload(img, cfg, idx, spec), cls, idx
+        if use_stock:
+            img = _augment_stock(img, cfg.augment.stock, (h, w), cfg.background)
         img = fn.crop_mirror_normalize(img, dtype=types.FLOAT, output_layout="CHW",
                                        mean=[cfg.mean * 255.0], std=[cfg.std * 255.0])
         return img, cls, idx

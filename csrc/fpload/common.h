@@ -1,0 +1,56 @@
+// Shared helpers for host (C++) and device (CUDA) code of the fpload operators.
+//
+// Everything here is plain arithmetic usable from both backends: functions are marked
+// FPLOAD_HD, which is `__host__ __device__` under nvcc and `inline` under a host compiler.
+// Float expressions are written in a fixed evaluation order and both compilers are told not
+// to contract them into FMAs (-ffp-contract=off / --fmad=false), so CPU, GPU and the NumPy
+// reference in fpload/ops/_reference.py compute the same bits.
+#ifndef FPLOAD_COMMON_H_
+#define FPLOAD_COMMON_H_
+
+#include <cstdint>
+
+#if defined(__CUDACC__)
+#define FPLOAD_HD __host__ __device__ __forceinline__
+#else
+#define FPLOAD_HD inline
+#endif
+
+namespace fpload {
+
+FPLOAD_HD float clampf(float v, float lo, float hi) {
+  return v < lo ? lo : (v > hi ? hi : v);
+}
+
+FPLOAD_HD int clampi(int v, int lo, int hi) {
+  return v < lo ? lo : (v > hi ? hi : v);
+}
+
+FPLOAD_HD int imax(int a, int b) { return a > b ? a : b; }
+FPLOAD_HD int imin(int a, int b) { return a < b ? a : b; }
+
+/// floor / ceil for |v| < 2^31 without a libm call (baseline x86-64 has no SSE4.1 roundss);
+/// bit-identical to floorf / ceilf in that range.
+FPLOAD_HD float floor_f(float v) {
+  float t = static_cast<float>(static_cast<int>(v));
+  return t > v ? t - 1.0f : t;
+}
+FPLOAD_HD float ceil_f(float v) {
+  float t = static_cast<float>(static_cast<int>(v));
+  return t < v ? t + 1.0f : t;
+}
+
+/// Round a value already clamped to [0, 255] to the nearest grey level (half up).
+FPLOAD_HD uint8_t to_u8(float v) {
+  return static_cast<uint8_t>(clampf(v, 0.0f, 255.0f) + 0.5f);
+}
+
+/// Geometry of one grayscale sample (row-major, one channel).
+struct ImageDesc {
+  int height;
+  int width;
+};
+
+}  // namespace fpload
+
+#endif  // FPLOAD_COMMON_H_

@@ -1,0 +1,1 @@
+"""Per-sample feature caches (features.zarr), computed at pack time and joined at load time."""
