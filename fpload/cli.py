@@ -324,6 +324,33 @@ def demo(
     run_demo(out_dir, subjects=subjects, steps=steps, device=device, console=out)
 
 
+@app.command("preview")
+def preview(
+    version: Path = typer.Argument(..., help="ROOT/NAME/ID, an id prefix, or ROOT/NAME (latest)."),
+    out_png: Path = typer.Option(Path("preview.png"), "--out", "-o", help="PNG to write."),
+    split: str = typer.Option("train", "--split", help="Split to show."),
+    samples: int = typer.Option(6, "--samples", "-n", min=1, help="Rows: samples shown."),
+    draws: int = typer.Option(3, "--draws", min=1, help="Augmentations per sample (epochs 0, 1, ...)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="Loader config YAML (default: configs/loader/train.yaml)."),
+    device: str = typer.Option("cpu", "--device", help="gpu or cpu."),
+    seed: int = typer.Option(0, "--seed", help="Augmentation seed."),
+) -> None:
+    """Draw samples before and after augmentation, to check what the network will see.
+
+    Example: fpload preview fpload-demo/versions/demo --out grid.png --config configs/loader/train.yaml
+    """
+    from fpload.config import LoaderConfig
+    from fpload.demo import CONFIGS
+    from fpload.load._preview import preview_grid
+
+    default = CONFIGS / "loader" / "train.yaml"
+    cfg = LoaderConfig.from_yaml(config) if config else (
+        LoaderConfig.from_yaml(default) if default.exists() else LoaderConfig())
+    path = preview_grid(version, out_png, split=split, samples=samples, draws=draws, config=cfg,
+                        device=device, seed=seed)
+    out.print(f"wrote {path}")
+
+
 @app.command("doctor")
 def doctor(as_json: bool = JsonOpt) -> None:
     """Report versions of Python, DALI, torch and CUDA, the GPU, and the operator plugin.
