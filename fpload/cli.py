@@ -382,6 +382,12 @@ def _register_optional_commands() -> None:
     else:
         app.add_typer(ops_app, name="ops")
     try:
+        from fpload.bench._cli import bench_app
+    except ImportError:
+        pass
+    else:
+        app.add_typer(bench_app, name="bench")
+    try:
         from fpload.features._cli import features_app
     except ImportError:
         pass

@@ -1,9 +1,13 @@
 """Tiny, deterministic test data: the one fixture factory of the test suite.
 
+Two kinds: :func:`make_synth_captures` writes realistic synthetic fingerprints (``fpload.synth``,
+the embedded default data, at least 128×128); :func:`make_captures` writes toy ridge images of any
+small size, for tests about shapes, mixed sizes and damaged files that must stay fast.
+
 Example::
 
-    from fpload.testing import make_captures
-    meta = make_captures(tmp_path / "caps", subjects=4, fingers=2, impressions=2)
+    from fpload.testing import make_synth_captures
+    meta = make_synth_captures(tmp_path / "caps", subjects=4, fingers=2, impressions=2)
     open_catalog(tmp_path / "cat.duckdb").ingest(meta)
 """
 
@@ -16,6 +20,17 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+
+def make_synth_captures(out: str | Path, *, subjects: int = 4, fingers: int = 2, impressions: int = 2,
+                        size: int = 128, seed: int = 0, fmt: str = "png") -> Path:
+    """Synthetic fingerprints from :func:`fpload.synth.synthesize` (one process, no progress bar);
+    returns the metadata file (``metadata.jsonl``)."""
+    from fpload.synth import synthesize
+
+    res = synthesize(out, subjects=subjects, fingers=fingers, impressions=impressions, seed=seed,
+                     size=size, fmt=fmt, workers=1, progress=False)
+    return Path(res.metadata_path)
 
 
 def ridge_image(rng: np.random.Generator, size: tuple[int, int], period: float = 9.0) -> np.ndarray:

@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from fpload.testing import make_captures
+from fpload.testing import make_synth_captures
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -11,7 +11,7 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 def test_readme_python_blocks_run(tmp_path, monkeypatch, capsys):
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
     assert blocks, "the README has no Python example"
-    make_captures(tmp_path / "captures", subjects=12, fingers=1, impressions=2, size=(32, 32))
+    make_synth_captures(tmp_path / "data", subjects=8, fingers=1, impressions=2)
     monkeypatch.chdir(tmp_path)
     for block in blocks:
         exec(compile(block, str(README), "exec"), {})
