@@ -17,6 +17,17 @@ from fpload.errors import ConfigError
 M = TypeVar("M", bound="FrozenConfig")
 
 
+def read_yaml(path: str | Path, kind: str = "config") -> Any:
+    """Parse a YAML file; a missing file or bad YAML is a ConfigError naming the file."""
+    path = Path(path)
+    try:
+        return yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{kind} file not found: {path}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({err})") from None
+
+
 def _describe(model: type[BaseModel], err: dict[str, Any], source: str) -> str:
     loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
     if err["type"] == "extra_forbidden":
@@ -53,14 +64,7 @@ class FrozenConfig(BaseModel):
     @classmethod
     def from_yaml(cls: type[M], path: str | Path) -> M:
         """Read a YAML file of this config; errors name the file and the key."""
-        path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"config file not found: {path}") from None
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: not valid YAML ({err})") from None
-        return cls.from_dict(data, source=str(path))
+        return cls.from_dict(read_yaml(path, "config"), source=str(path))
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict, the inverse of :meth:`from_dict`."""

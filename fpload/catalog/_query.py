@@ -14,8 +14,8 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-import yaml
 
+from fpload._frozen import read_yaml
 from fpload.catalog._schema import SAMPLE_COLUMNS
 from fpload.errors import ConfigError, QueryError
 
@@ -92,14 +92,7 @@ def compile_filter(spec: dict[str, Any], source: str = "filter") -> str:
 
 def load_filter(path: str | Path) -> str:
     """Read a YAML filter file (see ``configs/filters/``) into a WHERE expression."""
-    path = Path(path)
-    try:
-        spec = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"filter file not found: {path}") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({err})") from None
-    return compile_filter(spec, source=str(path))
+    return compile_filter(read_yaml(path, "filter"), source=str(path))
 
 
 def _sandbox() -> duckdb.DuckDBPyConnection:
