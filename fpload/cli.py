@@ -364,7 +364,12 @@ def doctor(as_json: bool = JsonOpt) -> None:
         _print_json(info)
         return
     for k, v in info.items():
-        out.print(f"[bold]{k:<14}[/] {v}")
+        if isinstance(v, dict):
+            out.print(f"[bold]{k}[/]")
+            for kk, vv in v.items():
+                out.print(f"  {kk:<22} {vv}")
+        else:
+            out.print(f"[bold]{k:<14}[/] {v}")
 
 
 def _register_optional_commands() -> None:
