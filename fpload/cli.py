@@ -198,7 +198,9 @@ def pack(
     out_root: Path = typer.Option(..., "--out", "-o", help="Root folder of versions (ROOT/NAME/ID)."),
     name: str = typer.Option(..., "--name", "-n", help="Version name, e.g. 'index-fingers'."),
     rev: Optional[int] = RevOpt,
-    parent: Optional[str] = typer.Option(None, "--parent", help="Version id this one derives from (recorded)."),
+    parent: Optional[str] = typer.Option(None, "--parent", help="Version this one derives from: 'latest' (of "
+                                         "NAME), an id or id prefix under ROOT/NAME, or a path. Recorded in the "
+                                         "manifest; its feature cache is reused for unchanged samples."),
     workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1,
                                           help="Encoding processes (default: FPLOAD_WORKERS or the core count)."),
     as_json: bool = JsonOpt,
@@ -224,11 +226,14 @@ def pack(
                            revision=rev, parent=parent, workers=workers or env_workers(), progress=not as_json)
     if as_json:
         _print_json({"path": str(res.path), "version_id": res.version_id, "created": res.created,
-                     "samples": res.samples, "counts": res.counts, "bytes": res.bytes})
+                     "samples": res.samples, "counts": res.counts, "bytes": res.bytes,
+                     "features_computed": res.features_computed, "features_reused": res.features_reused})
         return
     verb = "published" if res.created else "already published (nothing changed)"
     out.print(f"{verb}: {res.path}\n  {res.samples} samples "
-              f"({', '.join(f'{k} {v}' for k, v in res.counts.items())}), {res.bytes / 1e6:.1f} MB")
+              f"({', '.join(f'{k} {v}' for k, v in res.counts.items())}), {res.bytes / 1e6:.1f} MB"
+              + (f"\n  features: {res.features_computed} computed, {res.features_reused} reused from the parent"
+                 if res.features_computed or res.features_reused else ""))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -11,6 +11,15 @@ Layout of one version::
         samples.parquet        one row per sample, ordered by global index
         shards/SPLIT-000000.tar
         shards/SPLIT-000000.idx
+        features.zarr/         the feature cache (Zarr v3 group), when the pack config enables it
+
+The feature cache (schema :data:`FEATURES_SCHEMA_VERSION`, recorded in the manifest's
+``features`` entry and the group's ``fpload_features`` attribute) holds one array per feature,
+first axis = global sample index, chunked along it by :func:`features_chunk_samples`, plus the
+:data:`FEATURES_SAMPLE_ID` array (row i holds the sample_id of samples.parquet row i). Each array's
+attributes name its ``extractor``, ``version``, ``params`` and ``block``; block arrays are
+``[N, ..., GH, GW]`` over the version's grid (its largest image rounded up to whole blocks),
+each sample's blocks top-left aligned and the rest background.
 
 Example::
 
@@ -45,6 +54,15 @@ MANIFEST_NAME = "manifest.json"
 SAMPLES_NAME = "samples.parquet"
 SHARDS_DIR = "shards"
 FEATURES_NAME = "features.zarr"
+
+#: version of the feature-cache layout (features.zarr and the manifest's ``features`` entry)
+FEATURES_SCHEMA_VERSION = 1
+#: the feature-cache array of sample ids (variable-length UTF-8 strings), the join key
+FEATURES_SAMPLE_ID = "sample_id"
+#: group attribute of a feature cache holding its schema version, block size and grid
+FEATURES_GROUP_ATTR = "fpload_features"
+#: chunk length along the sample axis when shards are cut by size only
+FEATURES_DEFAULT_CHUNK = 1024
 
 #: image member extensions by pack encoding
 IMAGE_EXT = {"png": "png", "jpeg": "jpg", "jp2": "jp2", "raw": "raw", "raw-lz4": "lz4"}
@@ -95,6 +113,30 @@ def compute_version_id(manifest: dict[str, Any]) -> str:
     """Hash of the manifest's content without ``created_at`` and ``version_id``."""
     content = {k: v for k, v in manifest.items() if k not in ("created_at", "version_id")}
     return hashlib.sha256(canonical_json(content)).hexdigest()[:VERSION_ID_HEX]
+
+
+def features_chunk_samples(shard_max_samples: int | None, samples: int) -> int:
+    """Chunk length of a feature cache along the sample axis.
+
+    It is the pack's ``shard_max_samples`` when set (so a shard, at most that long, spans at
+    most two chunks, and exactly one when its split starts at a multiple of it), else
+    :data:`FEATURES_DEFAULT_CHUNK`; never more than the version's sample count.
+    """
+    chunk = shard_max_samples or FEATURES_DEFAULT_CHUNK
+    return max(1, min(chunk, samples))
+
+
+def tree_digest(path: str | Path) -> tuple[str, int]:
+    """sha256 over the sorted ``(relative path, file sha256)`` pairs of a folder, and its byte size:
+    how the manifest pins a folder such as ``features.zarr``."""
+    path = Path(path)
+    h = hashlib.sha256()
+    total = 0
+    for p in sorted(q for q in path.rglob("*") if q.is_file()):
+        data = p.read_bytes()
+        total += len(data)
+        h.update(f"{p.relative_to(path).as_posix()}\t{hashlib.sha256(data).hexdigest()}\n".encode())
+    return h.hexdigest(), total
 
 
 def shard_name(split: str, number: int) -> str:

@@ -329,6 +329,42 @@ class Catalog:
         rev = self._commit_revision("update", message or f"set {desc} where {where}", new_rows, closed)
         return rev, len(new_rows)
 
+    def set_values(self, column: str, values: dict[str, Any], message: str) -> tuple[int | None, int]:
+        """Set one :data:`UPDATABLE` column per sample (``{sample_id: value}``) in one revision.
+
+        Returns ``(revision, samples changed)``; ``(None, 0)`` when no value differs. Every
+        sample id must be in the catalog's head; ``message`` is stored with the revision (say
+        where the values came from, e.g. the extractor and its version).
+
+        >>> cat.set_values("quality", {"3f1c...": 71.5}, "quality from features of all/6aac")  # doctest: +SKIP
+        """
+        if column not in UPDATABLE:
+            raise UsageError(f"field '{column}' cannot be changed (changeable: {', '.join(UPDATABLE)})")
+        if not values:
+            return None, 0
+        probe = {"file": "x", "subject_id": "x", "finger": 0, "impression": 0, "sensor": "x", "ppi": 1,
+                 "consent": True}
+        parsed: dict[str, Any] = {}
+        for sid, value in values.items():
+            try:
+                parsed[sid] = _ingest.parse_row({**probe, column: value})[column]
+            except ValueError as err:
+                raise UsageError(f"sample {sid}: bad value for {column}: {err}") from None
+        current = self._current_rows(list(parsed))
+        missing = [s for s in parsed if s not in current]
+        if missing:
+            raise UsageError(f"{len(missing)} sample id(s) are not in catalog {self.path} "
+                             f"(e.g. {', '.join(missing[:3])})")
+        new_rows = []
+        for sid, value in parsed.items():
+            row = current[sid]
+            if row[column] != value:
+                new_rows.append({**row, column: value})
+        if not new_rows:
+            return None, 0
+        rev = self._commit_revision("update", message, new_rows, [r["sample_id"] for r in new_rows])
+        return rev, len(new_rows)
+
 
 def combine_where(where: str | None, filter: str | Path | None) -> str | None:
     """AND a WHERE expression with a YAML filter file's expression (either may be absent)."""

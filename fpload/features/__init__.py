@@ -1,1 +1,39 @@
-"""Per-sample feature caches (features.zarr), computed at pack time and joined at load time."""
+"""Per-sample feature caches (``features.zarr``), computed at pack time and joined at load time.
+
+The packer runs the extractors of the pack config's ``features:`` key in its encode workers, in
+the same pass as the shards, and writes one Zarr v3 array per feature whose row i belongs to
+sample i (``samples.parquet`` row i); features of samples a parent version already holds are
+copied, not recomputed. Readers open a cache with :func:`open_features`, which checks it
+against the manifest.
+
+Example::
+
+    from fpload.features import open_features
+
+    cache = open_features("versions/thumbs")          # latest version of that name
+    cache.names              # ['foreground', 'frequency', 'orientation', 'quality', 'thumbnail']
+    quality = cache.load("quality")                   # float32 [N], whole array in memory
+    cache.spec("orientation")                         # extractor, version, params, shape, dtype
+
+The built-in quality score is an NFIQ-inspired proxy, **not NFIQ 2** (see
+:mod:`fpload.features._builtin`).
+"""
+
+from fpload.features._builtin import BUILTINS
+from fpload.features._cache import FeatureCache, FeatureSpec, open_features
+from fpload.features._config import DEFAULT_EXTRACTORS, ExtractorSpec, FeaturesConfig
+from fpload.features._extract import (ENTRY_POINT_GROUP, Extractor, FeatureJob, extract_features,
+                                      resolve_extractors, run_extractors)
+from fpload.features._writer import FeatureWriter
+
+__all__ = ["open_features", "FeatureCache", "FeatureSpec", "FeaturesConfig", "ExtractorSpec",
+           "DEFAULT_EXTRACTORS", "BUILTINS", "ENTRY_POINT_GROUP", "Extractor", "FeatureJob",
+           "extract_features", "resolve_extractors", "run_extractors", "FeatureWriter",
+           "import_to_catalog"]
+
+
+def import_to_catalog(*args, **kwargs):  # noqa: ANN002, ANN003, ANN201 - thin lazy re-export
+    """Write a scalar feature into a catalog column; see :func:`fpload.features._import.import_to_catalog`."""
+    from fpload.features._import import import_to_catalog as _impl
+
+    return _impl(*args, **kwargs)

@@ -96,6 +96,8 @@ class FeaturesConfig(FrozenConfig):
 
     @model_validator(mode="after")
     def _check_unique(self) -> "FeaturesConfig":
+        if self.enabled and not self.extractors:
+            raise ValueError("no extractors: list at least one, or set enabled: false")
         seen: set[str] = set()
         for spec in self.extractors:
             if spec.name in seen:

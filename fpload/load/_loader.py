@@ -66,6 +66,11 @@ class Loader:
             for images, labels, index in loader:
                 loss = criterion(model(images), labels)
 
+    ``features=["quality", "orientation"]`` adds a fourth element to every batch: a dict of those
+    arrays of the version's feature cache (``features.zarr``), rows aligned with ``index``, on
+    the images' device. The arrays are read once into host memory (onto the GPU when they take
+    under a quarter of its free memory) and gathered per batch with one ``index_select`` each.
+
     ``augment`` is True (use ``config.augment``), False, an :class:`AugmentConfig`, or the
     parameters of one backend: an :class:`fpload.ops.AugmentOps` (the csrc operators, the default
     backend) or a :class:`StockAugmentConfig` (DALI's stock operators).
@@ -75,7 +80,8 @@ class Loader:
     def __init__(self, version: str | Path | Version, split: str = "train", batch_size: int | None = None,
                  device: str | None = None, shuffle: bool | None = None, seed: int | None = None,
                  augment: bool | AugmentConfig | StockAugmentConfig | Any | None = None, rank: int | None = None,
-                 world_size: int | None = None, *, config: LoaderConfig | None = None, **overrides: Any):
+                 world_size: int | None = None, *, features: list[str] | None = None,
+                 config: LoaderConfig | None = None, **overrides: Any):
         cfg = config or LoaderConfig()
         updates = {k: v for k, v in dict(batch_size=batch_size, device=device, shuffle=shuffle,
                                          seed=seed, **overrides).items() if v is not None}
@@ -123,6 +129,8 @@ class Loader:
         self.image_size = cfg.image_size or self._version_image_size()
         self._check_memory()
         self._torch_device = "cuda" if self.device == "gpu" else "cpu"
+        self.features = list(features or [])
+        self._feature_arrays = self._load_features(self.features)
         self._pipe = None
         self._iter = None
 
@@ -157,6 +165,33 @@ class Loader:
                 f"batch_size {self.config.batch_size} of {h}×{w} images needs about {need / 2**30:.1f} GiB "
                 f"of {where} for the pipeline's buffers, but only {have / 2**30:.1f} GiB is free; "
                 "lower batch_size or prefetch")
+
+    def _load_features(self, names: list[str]) -> dict[str, Any]:
+        """The requested feature arrays as torch tensors (host, or GPU when they fit)."""
+        if not names:
+            return {}
+        import torch
+
+        from fpload.features import open_features
+
+        cache = open_features(self.version)
+        unknown = [n for n in names if n not in cache.names]
+        if unknown:
+            raise UsageError(f"version {self.version.name}/{self.version.id} has no feature "
+                             f"{unknown[0]!r} (features: {', '.join(cache.names)})")
+        arrays = {n: torch.from_numpy(np.ascontiguousarray(cache.load(n))) for n in names}
+        if self.device == "gpu":
+            free, _ = torch.cuda.mem_get_info()
+            if sum(a.numel() * a.element_size() for a in arrays.values()) < free / 4:
+                arrays = {n: a.to("cuda") for n, a in arrays.items()}
+        return arrays
+
+    def _gather(self, index) -> dict[str, Any]:
+        out = {}
+        for name, table in self._feature_arrays.items():
+            rows = table.index_select(0, index.to(table.device))
+            out[name] = rows.to(self._torch_device, non_blocking=True)
+        return out
 
     def _spec(self) -> PipelineSpec:
         device_id = None
@@ -197,7 +232,7 @@ class Loader:
             return self.rank_size // self.config.batch_size
         return math.ceil(self.rank_size / self.config.batch_size)
 
-    def __iter__(self) -> Iterator[tuple[Any, Any, Any]]:
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
         import torch
 
         if self._iter is None:
@@ -215,10 +250,15 @@ class Loader:
             images = out["images"]
             labels = (out["cls"].to(torch.int64) - ord("0")) @ weights
             index = (out["idx"].to(torch.int64) - ord("0")) @ weights
+            if self._feature_arrays:
+                feats = self._gather(index)
             if self.device == "gpu":
                 labels = labels.to(images.device, non_blocking=True)
                 index = index.to(images.device, non_blocking=True)
-            yield images, labels, index
+            if self._feature_arrays:
+                yield images, labels, index, feats
+            else:
+                yield images, labels, index
 
     @property
     def num_classes(self) -> int:

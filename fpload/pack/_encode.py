@@ -29,9 +29,24 @@ def sample_json(row: dict[str, Any]) -> bytes:
     return formats.canonical_json(meta)
 
 
-def encode_sample(task: tuple[dict[str, Any], dict[str, Any]]) -> list[tuple[str, bytes]]:
-    """Read a sample's source, check it still hashes to its id, and build its members in order."""
-    row, settings = task
+def _decode_gray(data: bytes, row: dict[str, Any]):
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return img.convert("L")
+    except OSError as err:
+        raise ImageError(f"sample {row['sample_id']}: cannot decode {row['uri']} ({err})") from None
+
+
+def encode_sample(task: tuple) -> tuple[list[tuple[str, bytes]], dict[str, dict[str, np.ndarray]] | None]:
+    """Read a sample's source, check it still hashes to its id, and build its members in order.
+
+    A task is ``(row, settings)`` or ``(row, settings, job, compute)``: with a
+    :class:`fpload.features.FeatureJob`, the extractors named in ``compute`` also run on the
+    8-bit gray image, and their features (``{extractor: {array: value}}``) come back with the
+    members; a passthrough sample whose features are all reused is not even decoded.
+    """
+    row, settings = task[0], task[1]
+    job, compute = (task[2], task[3]) if len(task) > 2 else (None, ())
     uri = row["uri"]
     try:
         with fsspec.open(uri, "rb") as fh:
@@ -43,14 +58,11 @@ def encode_sample(task: tuple[dict[str, Any], dict[str, Any]]) -> list[tuple[str
                          "(its bytes no longer match the sample id)")
     encoding = settings["encoding"]
     shape = None
+    gray = None
     if encoding == "passthrough":
         ext, payload = _PASSTHROUGH_EXT[row["format"]], data
     else:
-        try:
-            with Image.open(io.BytesIO(data)) as img:
-                gray = img.convert("L")
-        except OSError as err:
-            raise ImageError(f"sample {row['sample_id']}: cannot decode {uri} ({err})") from None
+        gray = _decode_gray(data, row)
         ext = formats.IMAGE_EXT[encoding]
         if encoding == "png":
             buf = io.BytesIO()
@@ -73,10 +85,18 @@ def encode_sample(task: tuple[dict[str, Any], dict[str, Any]]) -> list[tuple[str
         members.append(("shape", shape))
     members += [("json", sample_json(row)), ("cls", formats.encode_int_member(row["label"])),
                 ("idx", formats.encode_int_member(row["index"]))]
-    return members
+    features = None
+    if job is not None and compute:
+        from fpload.features import run_extractors
+
+        if gray is None:
+            gray = _decode_gray(data, row)
+        pixels = np.asarray(gray, dtype=np.uint8)
+        features = run_extractors(pixels, job, frozenset(compute), row["sample_id"])
+    return members, features
 
 
-def encode_batch(tasks: list[tuple[dict[str, Any], dict[str, Any]]]) -> list[list[tuple[str, bytes]]]:
+def encode_batch(tasks: list[tuple]) -> list[tuple[list[tuple[str, bytes]], dict | None]]:
     """Encode a chunk of samples (one inter-process round trip per chunk)."""
     return [encode_sample(t) for t in tasks]
 

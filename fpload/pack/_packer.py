@@ -22,7 +22,7 @@ import fpload
 from fpload import formats
 from fpload.catalog import Catalog, combine_where
 from fpload.config import PackConfig
-from fpload.errors import UsageError, VersionConflictError
+from fpload.errors import UsageError, VersionConflictError, VersionNotFoundError
 from fpload.pack._encode import encode_batch, digest_file
 from fpload.pack._plan import PackPlan, plan_version
 from fpload.pack._shard import ShardInfo, ShardWriter
@@ -41,19 +41,29 @@ class PackResult:
     counts: dict[str, int]
     created: bool
     bytes: int
+    #: samples whose features were computed (any extractor ran), and whose features were all
+    #: copied from the parent version's cache; both 0 when the pack wrote no feature cache
+    features_computed: int = 0
+    features_reused: int = 0
 
     @property
     def manifest(self) -> dict[str, Any]:
         return formats.read_manifest(self.path)
 
 
-def _chunks(items: list, size: int) -> Iterator[list]:
-    for i in range(0, len(items), size):
-        yield items[i:i + size]
+def _chunks(items: Iterable, size: int) -> Iterator[list]:
+    chunk: list = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
-def _encoded(tasks: list, workers: int) -> Iterator[list[tuple[str, bytes]]]:
-    """Members of every task, in order; encoding runs in ``workers`` processes, a bounded window ahead."""
+def _encoded(tasks: Iterable[tuple], workers: int) -> Iterator[tuple[list[tuple[str, bytes]], Any]]:
+    """Members (and computed features) of every task, in order; encoding runs in ``workers`` processes, a bounded window ahead."""
     if workers <= 1:
         for chunk in _chunks(tasks, _CHUNK):
             yield from encode_batch(chunk)
@@ -93,6 +103,40 @@ def _clean_stale_tmp(name_dir: Path) -> None:
             pass
 
 
+def _resolve_parent(out: Path, name: str, parent: str | Path | None):
+    """The parent version: ``latest`` (of ``name``), an id or id prefix under ``out/name``, or a path."""
+    from fpload.versions import open_version
+
+    if parent is None:
+        return None
+    text = str(parent)
+    try:
+        if text == "latest":
+            return open_version(out / name)
+        if text and all(c in "0123456789abcdef" for c in text):
+            return open_version(out / name / text)
+        return open_version(Path(text))
+    except VersionNotFoundError as err:
+        raise VersionNotFoundError(
+            f"parent {text!r}: {err} (give 'latest', a version id or id prefix under {out / name}, "
+            "or the path of a version)") from None
+
+
+def _feature_writer(tmp: Path, plan: PackPlan, cfg: PackConfig, parent):
+    """The feature cache writer of this pack, or None when the config disables features."""
+    fcfg = getattr(cfg, "features", None)
+    if fcfg is None or not fcfg.enabled:
+        return None
+    from fpload.features import FeatureWriter, open_features, resolve_extractors
+
+    job = resolve_extractors(fcfg)
+    # a parent without a cache gives nothing to reuse; a damaged one is an error naming it
+    parent_cache = open_features(parent) if parent is not None and parent.manifest.get("features") else None
+    chunk = formats.features_chunk_samples(cfg.shard_max_samples, len(plan.rows))
+    return FeatureWriter(tmp / formats.FEATURES_NAME, job, fcfg, [r["sample_id"] for r in plan.rows],
+                         [(r["height"], r["width"]) for r in plan.rows], chunk, parent_cache)
+
+
 def _write_samples(plan: PackPlan, shard_of: list[str], path: Path) -> None:
     cols = ["index", "sample_id", "split", "label", "label_key", "subject_id", "finger", "impression",
             "sensor", "ppi", "width", "height", "format", "quality", "consent", "synthetic",
@@ -108,8 +152,7 @@ def _write_samples(plan: PackPlan, shard_of: list[str], path: Path) -> None:
 def _progress(total: int, show: bool):
     if not show:
         return None
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeRemainingColumn, TransferSpeedColumn)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     return Progress(TextColumn("packing"), BarColumn(), MofNCompleteColumn(), TextColumn("samples"),
                     TimeRemainingColumn(), transient=True)
@@ -117,14 +160,20 @@ def _progress(total: int, show: bool):
 
 def pack_version(catalog: Catalog, *, out: str | Path, name: str, where: str | None = None,
                  filter: str | Path | None = None, config: PackConfig | None = None,
-                 revision: int | None = None, parent: str | None = None, workers: int = 1,
+                 revision: int | None = None, parent: str | Path | None = None, workers: int = 1,
                  progress: bool = False) -> PackResult:
     """Select samples from ``catalog`` and publish them as version ``out/name/<version_id>``.
 
     Everything is written under a temporary folder that is renamed into place once the manifest
     is in it, so a crash leaves no half version and a rerun finishes the work. The same query,
-    catalog revision and config give the same ``version_id`` and byte-identical files; packing an
-    existing version again is a no-op that returns it.
+    catalog revision and config (and parent) give the same ``version_id`` and byte-identical
+    files; packing an existing version again is a no-op that returns it.
+
+    With ``config.features`` enabled (the default) the encode workers also compute the feature
+    cache ``features.zarr`` in the same pass. ``parent`` (``"latest"``, a version id or id prefix
+    under ``out/name``, or a version's path) is resolved and its full id recorded; features of
+    samples its cache already holds with the same extractors are copied, not recomputed
+    (``PackResult.features_computed`` / ``features_reused`` count them).
 
     Example::
 
@@ -144,15 +193,18 @@ def pack_version(catalog: Catalog, *, out: str | Path, name: str, where: str | N
     name_dir = Path(out) / name
     name_dir.mkdir(parents=True, exist_ok=True)
     _clean_stale_tmp(name_dir)
+    parent_version = _resolve_parent(Path(out), name, parent)
     tmp = name_dir / f".tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     (tmp / formats.SHARDS_DIR).mkdir(parents=True)
     try:
-        shards, shard_of = _write_shards(plan, settings, tmp / formats.SHARDS_DIR, cfg, workers, progress)
+        features = _feature_writer(tmp, plan, cfg, parent_version)
+        shards, shard_of = _write_shards(plan, settings, tmp / formats.SHARDS_DIR, cfg, workers, progress,
+                                         features)
         _write_samples(plan, shard_of, tmp / formats.SAMPLES_NAME)
         manifest = {
             "schema_version": formats.MANIFEST_SCHEMA_VERSION,
             "name": name,
-            "parent": parent,
+            "parent": parent_version.id if parent_version is not None else None,
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "writer": f"fpload {fpload.__version__}",
             "query": {"where": query, "filter_file": Path(filter).name if filter else None},
@@ -169,15 +221,19 @@ def pack_version(catalog: Catalog, *, out: str | Path, name: str, where: str | N
                              "sha256": digest_file(str(tmp / formats.SAMPLES_NAME)),
                              "bytes": (tmp / formats.SAMPLES_NAME).stat().st_size},
         }
+        if features is not None:
+            manifest["features"] = features.close()
         manifest["version_id"] = formats.compute_version_id(manifest)
         (tmp / formats.MANIFEST_NAME).write_bytes(formats.pretty_json(manifest))
         final = name_dir / manifest["version_id"]
         created = _publish(tmp, final, manifest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    feat = manifest.get("features") or {}
     return PackResult(path=final, version_id=manifest["version_id"], name=name, samples=len(plan.rows),
                       counts=manifest["counts"], created=created,
-                      bytes=sum(s.bytes for s in shards))
+                      bytes=sum(s.bytes for s in shards),
+                      features_computed=feat.get("computed", 0), features_reused=feat.get("reused", 0))
 
 
 def _publish(tmp: Path, final: Path, manifest: dict[str, Any]) -> bool:
@@ -197,7 +253,7 @@ def _publish(tmp: Path, final: Path, manifest: dict[str, Any]) -> bool:
 
 
 def _write_shards(plan: PackPlan, settings: dict[str, Any], shard_dir: Path, cfg: PackConfig,
-                  workers: int, progress: bool) -> tuple[list[ShardInfo], list[str]]:
+                  workers: int, progress: bool, features=None) -> tuple[list[ShardInfo], list[str]]:
     max_bytes = int(cfg.shard_max_mb * 1e6) if cfg.shard_max_mb else None
     max_samples = cfg.shard_max_samples
     shards: list[ShardInfo] = []
@@ -206,11 +262,17 @@ def _write_shards(plan: PackPlan, settings: dict[str, Any], shard_dir: Path, cfg
     writer: ShardWriter | None = None
     bar = _progress(len(plan.rows), progress)
     task = bar.add_task("pack", total=len(plan.rows)) if bar else None
-    tasks = [(r, settings) for r in plan.rows]
+    if features is None:
+        tasks: Iterable[tuple] = ((r, settings) for r in plan.rows)
+    else:
+        job = features.job
+        tasks = ((r, settings, job, features.compute_set(i)) for i, r in enumerate(plan.rows))
     if bar:
         bar.start()
     try:
-        for row, members in zip(plan.rows, _encoded(tasks, workers)):
+        for row, (members, feats) in zip(plan.rows, _encoded(tasks, workers)):
+            if features is not None:
+                features.add(row["index"], feats)
             size = sum(len(d) + 1024 for _, d in members)
             if writer is not None and (
                     writer.split != row["split"]

@@ -124,6 +124,15 @@ class Version:
             if per_split != self.manifest["counts"]:
                 problems.append(f"manifest: shard sample counts {per_split} disagree with counts "
                                 f"{self.manifest['counts']}")
+            feats = self.manifest.get("features")
+            if feats:
+                fpath = self.path / feats["file"]
+                if not fpath.is_dir():
+                    problems.append(f"{feats['file']}: missing")
+                else:
+                    digest, size = formats.tree_digest(fpath)
+                    if size != feats["bytes"] or digest != feats["sha256"]:
+                        problems.append(f"{feats['file']}: {size} bytes / sha256 differ from the manifest (altered)")
             if formats.compute_version_id(self.manifest) != self.id:
                 problems.append("manifest: content does not hash to its version_id (edited)")
         return problems

@@ -55,3 +55,13 @@ def test_unknown_schema_version_is_refused(version):
     (version / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(VersionError, match="schema_version 99"):
         open_version(version)
+
+
+def test_verify_covers_the_feature_cache(version):
+    chunk = next(p for p in sorted((version / "features.zarr" / "quality").rglob("*")) if p.is_file()
+                 and p.name != "zarr.json")
+    data = bytearray(chunk.read_bytes())
+    data[-1] ^= 0xFF
+    chunk.write_bytes(bytes(data))
+    problems = verify_version(version)
+    assert problems and all("features.zarr" in p for p in problems)

@@ -1,0 +1,141 @@
+"""Feature caches: extraction speed, pack cost, and what reuse from a parent version saves.
+
+    python benchmarks/bench_features.py [--size 512] [--samples 400] [--new 4] [--workers 2] [--tiny]
+
+1. extraction samples/s of each built-in extractor and of all together, on ``size``² ridge
+   images, one process (the packer runs this in each encode worker);
+2. packing ``samples`` passthrough PNGs with and without features (same run, same data);
+3. reuse: ingest ``new`` more captures (~1 %) and repack with ``parent="latest"``: computed vs
+   reused counts, and the time against a fresh pack of the same selection.
+
+Prints a table (ratios against the baseline of the same run) and appends JSON lines to
+bench-results/bench_features.jsonl. No speed assertions anywhere: the tests run it at --tiny.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def bench_extraction(size: int, n: int, repeats: int) -> list[dict]:
+    from fpload.features import BUILTINS, FeaturesConfig, resolve_extractors, run_extractors
+    from fpload.testing import ridge_image
+
+    rng = np.random.default_rng(0)
+    images = [ridge_image(rng, (size, size)) for _ in range(n)]
+    rows = []
+    for name in [*BUILTINS, "all"]:
+        cfg = FeaturesConfig() if name == "all" else FeaturesConfig(extractors=[name])
+        job = resolve_extractors(cfg)
+        run_extractors(images[0], job)  # warm-up
+        best = float("inf")
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            for img in images:
+                run_extractors(img, job)
+            best = min(best, time.perf_counter() - t0)
+        rows.append({"bench": "extract", "extractor": name, "size": size,
+                     "samples_per_s": n / best, "ms_per_sample": 1e3 * best / n})
+    return rows
+
+
+def _catalog(root: Path, samples: int, size: int):
+    from fpload.catalog import open_catalog
+    from fpload.testing import make_captures
+
+    subjects = max(1, samples // 4)
+    meta = make_captures(root / "caps", subjects=subjects, fingers=2, impressions=2, size=(size, size), seed=1)
+    cat = open_catalog(root / "cat.duckdb")
+    cat.ingest(meta, workers=2)
+    return cat
+
+
+def bench_pack_and_reuse(root: Path, samples: int, new: int, size: int, workers: int) -> list[dict]:
+    from fpload.config import PackConfig
+    from fpload.features import FeaturesConfig
+    from fpload.pack import pack_version
+    from fpload.testing import make_captures
+
+    cat = _catalog(root, samples, size)
+    rows = []
+    cfg = PackConfig(shard_max_samples=100)
+
+    def timed(**kw):
+        t0 = time.perf_counter()
+        res = pack_version(cat, where="consent", workers=workers, **kw)
+        return res, time.perf_counter() - t0
+
+    plain, t_plain = timed(out=root / "plain", name="fp", config=PackConfig(
+        shard_max_samples=100, features=FeaturesConfig(enabled=False)))
+    first, t_first = timed(out=root / "v", name="fp", config=cfg)
+    n0 = first.samples
+    rows.append({"bench": "pack", "what": "passthrough, no features", "samples": n0, "seconds": t_plain,
+                 "samples_per_s": n0 / t_plain})
+    rows.append({"bench": "pack", "what": "passthrough + features", "samples": n0, "seconds": t_first,
+                 "samples_per_s": n0 / t_first, "computed": first.features_computed})
+    extra = make_captures(root / "more", subjects=1, fingers=1, impressions=new, size=(size, size), seed=2)
+    cat.ingest(extra)
+    second, t_reuse = timed(out=root / "v", name="fp", config=cfg, parent="latest")
+    fresh, t_fresh = timed(out=root / "fresh", name="fp", config=cfg)
+    n = second.samples
+    rows.append({"bench": "reuse", "what": "repack, fresh (no parent)", "samples": n, "seconds": t_fresh,
+                 "computed": fresh.features_computed, "reused": fresh.features_reused})
+    rows.append({"bench": "reuse", "what": f"repack, parent=latest (+{n - n0} new)", "samples": n,
+                 "seconds": t_reuse, "computed": second.features_computed, "reused": second.features_reused,
+                 "computed_fraction": second.features_computed / n, "saved_seconds": t_fresh - t_reuse})
+    cat.close()
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--samples", type=int, default=400, help="captures in the first pack")
+    ap.add_argument("--new", type=int, default=4, help="captures added before the repack (~1 %%)")
+    ap.add_argument("--extract-samples", type=int, default=32)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--tiny", action="store_true", help="tiny sizes, for the test suite")
+    ap.add_argument("--out", type=Path, default=Path("bench-results"))
+    args = ap.parse_args()
+    if args.tiny:
+        args.size, args.samples, args.new, args.extract_samples, args.workers = 64, 16, 1, 4, 1
+    rows = bench_extraction(args.size, args.extract_samples, 1 if args.tiny else 3)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-features-"))
+    try:
+        rows += bench_pack_and_reuse(tmp, args.samples, args.new, args.size, args.workers)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    machine = {"machine": platform.machine(), "python": platform.python_version(), "tiny": args.tiny,
+               "workers": args.workers}
+    if not args.tiny:
+        args.out.mkdir(parents=True, exist_ok=True)
+        with open(args.out / "bench_features.jsonl", "a") as fh:
+            for r in rows:
+                fh.write(json.dumps({**r, **machine}, sort_keys=True) + "\n")
+    print(f"extraction at {args.size}×{args.size}, one process:")
+    everything = next(r for r in rows if r.get("extractor") == "all")
+    for r in (r for r in rows if r["bench"] == "extract"):
+        print(f"  {r['extractor']:<12} {r['samples_per_s']:8.1f} samples/s  {r['ms_per_sample']:7.2f} ms/sample  "
+              f"({r['ms_per_sample'] / everything['ms_per_sample']:.2f}× of all)")
+    base = next(r for r in rows if r["bench"] == "pack")
+    print(f"pack of {base['samples']} passthrough images, {args.workers} worker(s):")
+    for r in (r for r in rows if r["bench"] == "pack"):
+        print(f"  {r['what']:<32} {r['seconds']:7.2f} s  {r['samples_per_s']:7.1f} samples/s  "
+              f"({r['seconds'] / base['seconds']:.2f}× time of no features)")
+    fresh = next(r for r in rows if r["bench"] == "reuse")
+    print("reuse:")
+    for r in (r for r in rows if r["bench"] == "reuse"):
+        print(f"  {r['what']:<32} {r['seconds']:7.2f} s  computed {r['computed']:5d}  reused {r['reused']:5d}  "
+              f"({r['seconds'] / fresh['seconds']:.2f}× time of fresh)")
+
+
+if __name__ == "__main__":
+    main()

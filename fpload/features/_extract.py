@@ -1,0 +1,173 @@
+"""Resolve extractor specs (built-in, ``module:function``, entry point) and run them on one image.
+
+Resolution happens once in the main process (:func:`resolve_extractors`); what it returns is a
+plain, picklable :class:`FeatureJob` that worker processes run by importing functions by name.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib.metadata import entry_points
+from typing import Any, Callable
+
+import numpy as np
+
+from fpload.errors import ConfigError, DataError
+from fpload.features._builtin import BUILTINS, ImageAnalysis
+from fpload.features._config import FeaturesConfig
+
+#: entry point group of custom extractors
+ENTRY_POINT_GROUP = "fpload.extractors"
+
+
+@dataclass(frozen=True)
+class Extractor:
+    """A resolved extractor: what it is, where its function lives, its version and full params.
+
+    ``ref`` is ``builtin:NAME`` or ``module:function``; ``params`` include every default.
+    """
+
+    name: str
+    ref: str
+    version: int
+    params: dict[str, Any] = field(hash=False)
+
+    @property
+    def builtin(self) -> bool:
+        return self.ref.startswith("builtin:")
+
+    def identity(self) -> str:
+        """What must be equal for a cached output to be reused: name, version and params."""
+        return json.dumps([self.name, self.version, self.params], sort_keys=True)
+
+    def label(self) -> str:
+        return f"{self.name} v{self.version}"
+
+
+@dataclass(frozen=True)
+class FeatureJob:
+    """Everything a worker needs to compute a sample's features (picklable)."""
+
+    extractors: tuple[Extractor, ...]
+    block: int
+
+
+def _entry_point(name: str):
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name == name:
+            return ep
+    return None
+
+
+def _check_params(spec_name: str, params: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return json.loads(json.dumps(params, sort_keys=True))
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"features: extractor {spec_name!r}: params must be plain JSON values ({err})") from None
+
+
+def resolve_extractors(cfg: FeaturesConfig) -> FeatureJob:
+    """Resolve a config's extractors, importing custom functions to check that they exist."""
+    out = []
+    for spec in cfg.extractors:
+        if spec.function is None and spec.name in BUILTINS:
+            b = BUILTINS[spec.name]
+            unknown = sorted(set(spec.params) - set(b.defaults))
+            if unknown:
+                raise ConfigError(f"features: extractor {spec.name!r}: unknown param {unknown[0]!r} "
+                                  f"(allowed: {', '.join(sorted(b.defaults))})")
+            if spec.version is not None and spec.version != b.version:
+                raise ConfigError(f"features: built-in extractor {spec.name!r} is version {b.version}, "
+                                  f"the config asks for version {spec.version}")
+            params = _check_params(spec.name, {**b.defaults, **spec.params})
+            out.append(Extractor(spec.name, f"builtin:{spec.name}", b.version, params))
+            continue
+        ref = spec.function
+        if ref is None:
+            ep = _entry_point(spec.name)
+            if ep is None:
+                raise ConfigError(
+                    f"features: unknown extractor {spec.name!r} (built-ins: {', '.join(BUILTINS)}; "
+                    f"or give function: 'module:function', or register an entry point in group "
+                    f"{ENTRY_POINT_GROUP!r})")
+            ref = ep.value.replace(" ", "")
+        fn = load_function(ref, spec.name)
+        version = spec.version if spec.version is not None else int(getattr(fn, "fpload_version", 1))
+        out.append(Extractor(spec.name, ref, version, _check_params(spec.name, dict(spec.params))))
+    return FeatureJob(extractors=tuple(out), block=cfg.block)
+
+
+@lru_cache(maxsize=64)
+def load_function(ref: str, name: str = "?") -> Callable[..., Any]:
+    """Import ``module:function`` (cached per process)."""
+    module, _, attr = ref.partition(":")
+    try:
+        obj = importlib.import_module(module)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as err:
+        raise ConfigError(f"features: extractor {name!r}: cannot load {ref!r} ({err})") from None
+    if not callable(obj):
+        raise ConfigError(f"features: extractor {name!r}: {ref!r} is not callable")
+    return obj
+
+
+def run_extractors(image: np.ndarray, job: FeatureJob, only: frozenset[str] | None = None,
+                   sample_id: str = "?") -> dict[str, dict[str, np.ndarray]]:
+    """Run the job's extractors (or those named in ``only``) on one 8-bit 2-D image.
+
+    Returns ``{extractor: {array name: per-sample array}}``; block arrays cover the image's own
+    blocks (``ceil(h / block) × ceil(w / block)``), to be embedded into the version's grid.
+    """
+    image = np.ascontiguousarray(image, dtype=np.uint8)
+    if image.ndim != 2:
+        raise DataError(f"sample {sample_id}: features need a 2-D 8-bit gray image, got shape {image.shape}")
+    analysis = ImageAnalysis(image, job.block)
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for ext in job.extractors:
+        if only is not None and ext.name not in only:
+            continue
+        if ext.builtin:
+            out[ext.name] = BUILTINS[ext.name].fn(analysis, **ext.params)
+            continue
+        fn = load_function(ext.ref, ext.name)
+        try:
+            result = fn(image, **ext.params)
+        except Exception as err:  # a custom extractor's failure, named with the sample
+            raise DataError(f"sample {sample_id}: extractor {ext.label()} ({ext.ref}) failed: "
+                            f"{type(err).__name__}: {err}") from err
+        if not isinstance(result, dict) or not result:
+            raise ConfigError(f"extractor {ext.label()} ({ext.ref}) must return a non-empty dict of "
+                              f"arrays, got {type(result).__name__} for sample {sample_id}")
+        arrays = {}
+        for key, value in result.items():
+            if not isinstance(key, str) or not key.isidentifier() or key == "sample_id":
+                raise ConfigError(f"extractor {ext.label()}: array name {key!r} is not an identifier "
+                                  "(or is the reserved 'sample_id')")
+            arr = np.asarray(value)
+            if arr.dtype.kind not in "biuf":
+                raise ConfigError(f"extractor {ext.label()}: array {key!r} of sample {sample_id} has "
+                                  f"dtype {arr.dtype}; only bool, integer and float arrays are stored")
+            arrays[key] = arr
+        out[ext.name] = arrays
+    return out
+
+
+def extract_features(image: np.ndarray, config: FeaturesConfig | None = None) -> dict[str, np.ndarray]:
+    """The features of one 8-bit grayscale image, as a pack computes them.
+
+    Block arrays cover the image's own blocks; the cache holds them top-left in its grid.
+
+    Example::
+
+        >>> import numpy as np
+        >>> from fpload.features import extract_features
+        >>> f = extract_features(np.full((40, 50), 255, np.uint8))
+        >>> f["orientation"].shape, f["foreground"].any(), f["thumbnail"].shape
+        ((2, 3, 4), np.False_, (64, 64))
+    """
+    nested = run_extractors(image, resolve_extractors(config or FeaturesConfig()))
+    return {name: arr for arrays in nested.values() for name, arr in arrays.items()}

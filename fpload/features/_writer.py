@@ -1,0 +1,255 @@
+"""FeatureWriter: writes ``features.zarr`` chunk by chunk as a pack's rows complete.
+
+Runs in the packer's main process. Rows arrive in global index order, each with the features a
+worker computed (or none, when all of its features are reused from the parent's cache); one
+chunk of rows is held in memory at a time. Reused rows are gathered from the parent's cache in
+one bulk read per array and chunk. Writes are deterministic (fixed codec settings, no
+timestamps, sorted attributes), so the same inputs give byte-identical files.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fpload import formats
+from fpload.errors import ConfigError
+from fpload.features._builtin import BUILTINS
+from fpload.features._cache import FeatureCache
+from fpload.features._config import FeaturesConfig
+from fpload.features._extract import Extractor, FeatureJob
+
+_DIMS = {"orientation": ("sample", "cos_sin", "block_y", "block_x"),
+         "frequency": ("sample", "block_y", "block_x"), "foreground": ("sample", "block_y", "block_x"),
+         "quality": ("sample",), "thumbnail": ("sample", "y", "x")}
+
+
+@dataclass
+class _Array:
+    name: str
+    extractor: Extractor
+    layout: str            # "block" | "sample"
+    tail: tuple[int, ...]  # shape after the sample axis
+    dtype: np.dtype
+    fill: Any
+    buf: np.ndarray | None = None
+    zarr: Any = None
+
+
+def _codec(cfg: FeaturesConfig):
+    from zarr.codecs import BloscCodec, ZstdCodec
+
+    if cfg.codec == "blosc":
+        return BloscCodec(cname="zstd", clevel=cfg.level, shuffle="shuffle", blocksize=0)
+    return ZstdCodec(level=cfg.level, checksum=False)
+
+
+def _same_identity(ext: Extractor, spec: dict[str, Any], block: int, parent_block: int) -> bool:
+    return (spec["extractor"] == ext.name and spec["function"] == ext.ref
+            and int(spec["version"]) == ext.version
+            and json.dumps(spec["params"], sort_keys=True) == json.dumps(ext.params, sort_keys=True)
+            and (not ext.builtin or block == parent_block))
+
+
+class FeatureWriter:
+    """Write one version's feature cache; see the module docstring.
+
+    ``sizes`` are the samples' ``(height, width)``; the block grid is the largest of them rounded
+    up to whole blocks. With ``parent`` (an opened :class:`FeatureCache`), the features of samples
+    it holds with the same extractor name, function, version, params (and block, for built-ins)
+    are copied instead of computed.
+    """
+
+    def __init__(self, path: Path, job: FeatureJob, cfg: FeaturesConfig, sample_ids: list[str],
+                 sizes: list[tuple[int, int]], chunk: int, parent: FeatureCache | None = None):
+        import zarr
+
+        self.path = path
+        self.job = job
+        self.cfg = cfg
+        self.block = job.block
+        self.n = len(sample_ids)
+        self.sample_ids = sample_ids
+        self.sizes = np.asarray(sizes, dtype=np.int64).reshape(-1, 2)
+        b = self.block
+        self.grid = (int(-(-self.sizes[:, 0].max() // b)), int(-(-self.sizes[:, 1].max() // b)))
+        self.chunk = max(1, min(chunk, self.n))
+        self._codec = _codec(cfg)
+        self._arrays: dict[str, _Array] = {}
+        self._outputs: dict[str, list[str] | None] = {}  # extractor -> its array names (None: not yet known)
+        for ext in job.extractors:
+            if ext.builtin:
+                bi = BUILTINS[ext.name]
+                names = list(bi.outputs)
+                for a in names:
+                    out = bi.outputs[a]
+                    shape = bi.output_shape(a, ext.params, self.grid)
+                    self._add_array(a, ext, out.layout, shape, np.dtype(out.dtype), out.fill)
+                self._outputs[ext.name] = names
+            else:
+                self._outputs[ext.name] = None
+        self.parent = parent
+        self.reusable: dict[str, list[str]] = {}
+        #: row of each sample in the parent's cache, -1 where it is not there or nothing is reusable
+        self.parent_row = np.full(self.n, -1, dtype=np.int64)
+        if parent is not None:
+            self._plan_reuse(parent)
+        self.computed = 0
+        self.reused = 0
+        self._start = 0
+        self._next = 0
+        self._pending_reuse: list[int] = []
+        self._group = zarr.open_group(str(path), mode="w-", zarr_format=3, attributes={
+            formats.FEATURES_GROUP_ATTR: {"schema_version": formats.FEATURES_SCHEMA_VERSION,
+                                          "block": self.block, "grid": list(self.grid),
+                                          "samples": self.n}})
+        self._ids = self._group.create_array(
+            formats.FEATURES_SAMPLE_ID, shape=(self.n,), chunks=(self.chunk,), dtype=str,
+            compressors=self._codec, dimension_names=("sample",),
+            attributes={"description": "sample_id of each row (samples.parquet order)"})
+
+    # -- set-up ----------------------------------------------------------------------------
+    def _add_array(self, name: str, ext: Extractor, layout: str, tail: tuple[int, ...],
+                   dtype: np.dtype, fill: Any) -> None:
+        if name in self._arrays or name == formats.FEATURES_SAMPLE_ID:
+            raise ConfigError(f"features: array {name!r} of extractor {ext.label()} is also written by "
+                              f"{self._arrays[name].extractor.label() if name in self._arrays else 'fpload'}")
+        self._arrays[name] = _Array(name, ext, layout, tuple(int(x) for x in tail), dtype, fill)
+
+    def _plan_reuse(self, parent: FeatureCache) -> None:
+        for ext in self.job.extractors:
+            names = [a for a, s in parent.entry["arrays"].items()
+                     if _same_identity(ext, s, self.block, parent.block)]
+            if not names:
+                continue
+            if self._outputs[ext.name] is not None and sorted(names) != sorted(self._outputs[ext.name]):
+                continue
+            if self._outputs[ext.name] is None:
+                for a in names:
+                    spec = parent.spec(a)
+                    self._add_array(a, ext, spec.layout, spec.shape[1:], np.dtype(spec.dtype),
+                                    parent.array(a).fill_value)
+                self._outputs[ext.name] = names
+            self.reusable[ext.name] = names
+        if self.reusable:
+            row_of = {sid: i for i, sid in enumerate(parent.sample_ids.tolist())}
+            self.parent_row = np.fromiter((row_of.get(s, -1) for s in self.sample_ids), np.int64, self.n)
+
+    def compute_set(self, index: int) -> tuple[str, ...]:
+        """Names of the extractors a worker must run for sample ``index`` (empty: all reused)."""
+        if self.parent_row[index] >= 0:
+            return tuple(e.name for e in self.job.extractors if e.name not in self.reusable)
+        return tuple(e.name for e in self.job.extractors)
+
+    # -- rows --------------------------------------------------------------------------------
+    def _buffer(self, a: _Array) -> np.ndarray:
+        if a.buf is None:
+            a.buf = np.full((self.chunk, *a.tail), a.fill, dtype=a.dtype)
+        return a.buf
+
+    def add(self, index: int, features: dict[str, dict[str, np.ndarray]] | None) -> None:
+        """Take sample ``index``'s computed features (``{extractor: {array: value}}``)."""
+        if index != self._next:
+            raise RuntimeError(f"feature rows must arrive in order: got {index}, expected {self._next}")
+        features = features or {}
+        sid = self.sample_ids[index]
+        row = index - self._start
+        for ext_name, arrays in features.items():
+            known = self._outputs.get(ext_name)
+            if known is not None and sorted(arrays) != sorted(known):
+                raise ConfigError(f"extractor {ext_name!r} returned arrays {sorted(arrays)} for sample {sid}, "
+                                  f"but {sorted(known)} before: an extractor must return the same arrays")
+            for name, value in arrays.items():
+                if name not in self._arrays:
+                    ext = next(e for e in self.job.extractors if e.name == ext_name)
+                    self._add_array(name, ext, "sample", value.shape, value.dtype, 0)
+                self._put(self._arrays[name], row, value, sid)
+            if known is None:
+                self._outputs[ext_name] = list(arrays)
+        if self.parent_row[index] >= 0:
+            self._pending_reuse.append(index)
+            if features:
+                self.computed += 1
+            else:
+                self.reused += 1
+        else:
+            self.computed += 1
+        self._next += 1
+        if self._next - self._start == self.chunk or self._next == self.n:
+            self._flush()
+
+    def _put(self, a: _Array, row: int, value: np.ndarray, sid: str) -> None:
+        buf = self._buffer(a)
+        if a.layout == "block":
+            hb, wb = value.shape[-2:]
+            if value.shape[:-2] != a.tail[:-2] or hb > a.tail[-2] or wb > a.tail[-1]:
+                raise ConfigError(f"extractor {a.extractor.label()}: array {a.name!r} of sample {sid} has "
+                                  f"shape {value.shape}, expected {a.tail[:-2]} + at most the grid {a.tail[-2:]}")
+            buf[(row,) + (slice(None),) * (len(a.tail) - 2) + (slice(0, hb), slice(0, wb))] = value
+            return
+        if value.shape != a.tail:
+            raise ConfigError(f"extractor {a.extractor.label()}: array {a.name!r} of sample {sid} has shape "
+                              f"{value.shape}, but {a.tail} for earlier samples: an extractor must return "
+                              "fixed shapes")
+        buf[row] = value.astype(a.dtype, copy=False)
+
+    def _flush(self) -> None:
+        start, stop = self._start, self._next
+        if self._pending_reuse:
+            self._copy_reused(np.asarray(self._pending_reuse, dtype=np.int64))
+        for a in self._arrays.values():
+            buf = self._buffer(a)
+            if a.zarr is None:
+                a.zarr = self._create(a)
+            a.zarr[start:stop] = buf[:stop - start]
+            buf[...] = a.fill
+        self._ids[start:stop] = np.asarray(self.sample_ids[start:stop], dtype=str)
+        self._start = stop
+        self._pending_reuse = []
+
+    def _copy_reused(self, indices: np.ndarray) -> None:
+        assert self.parent is not None
+        prow = self.parent_row[indices]
+        local = indices - self._start
+        for ext_name, names in self.reusable.items():
+            for name in names:
+                a = self._arrays[name]
+                buf = self._buffer(a)
+                if a.layout == "block":
+                    pgh, pgw = self.parent.spec(name).shape[-2:]
+                    gh, gw = min(pgh, a.tail[-2]), min(pgw, a.tail[-1])
+                    data = self.parent.gather(name, prow, region=(gh, gw))
+                    buf[(local,) + (slice(None),) * (len(a.tail) - 2) + (slice(0, gh), slice(0, gw))] = data
+                else:
+                    buf[local] = self.parent.gather(name, prow)
+
+    def _create(self, a: _Array) -> Any:
+        attrs = {"block": self.block, "extractor": a.extractor.name, "function": a.extractor.ref,
+                 "layout": a.layout, "params": a.extractor.params, "version": a.extractor.version}
+        return self._group.create_array(
+            a.name, shape=(self.n, *a.tail), chunks=(self.chunk, *a.tail), dtype=a.dtype,
+            compressors=self._codec, fill_value=a.fill, attributes=json.loads(json.dumps(attrs, sort_keys=True)),
+            dimension_names=_DIMS.get(a.name) if a.extractor.builtin else None)
+
+    # -- finish ------------------------------------------------------------------------------
+    def close(self) -> dict[str, Any]:
+        """Check every row arrived and return the manifest's ``features`` entry."""
+        if self._next != self.n:
+            raise RuntimeError(f"feature cache got {self._next} of {self.n} rows")
+        digest, size = formats.tree_digest(self.path)
+        arrays = {}
+        for name, a in self._arrays.items():
+            arrays[name] = {"extractor": a.extractor.name, "function": a.extractor.ref,
+                            "version": a.extractor.version, "params": a.extractor.params,
+                            "layout": a.layout, "shape": [self.n, *a.tail], "dtype": str(a.dtype)}
+        return {
+            "file": formats.FEATURES_NAME, "schema_version": formats.FEATURES_SCHEMA_VERSION,
+            "block": self.block, "grid": list(self.grid), "chunk_samples": self.chunk,
+            "codec": {"name": self.cfg.codec, "level": self.cfg.level},
+            "arrays": arrays, "computed": self.computed, "reused": self.reused,
+            "sha256": digest, "bytes": size,
+        }
