@@ -54,6 +54,7 @@ def run_demo(out: str | Path, *, subjects: int = 24, steps: int = 30, device: st
     import torch
 
     from fpload.catalog import open_catalog
+    from fpload.features import open_features
     from fpload.load import Loader
     from fpload.pack import pack_version
     from fpload.versions import verify_version
@@ -79,6 +80,10 @@ def run_demo(out: str | Path, *, subjects: int = 24, steps: int = 30, device: st
     say(f"[bold]3. pack[/] --where \"{where}\" → {res.path}\n   {res.samples} samples "
         f"({', '.join(f'{k} {v}' for k, v in res.counts.items())}), {res.bytes / 1e6:.1f} MB"
         + ("" if res.created else " (already published)"))
+    cache = open_features(res.path)
+    quality = cache.load("quality")
+    say(f"   features.zarr: {', '.join(cache.names)}; quality proxy "
+        f"{quality.min():.0f}–{quality.max():.0f} (mean {quality.mean():.0f})")
 
     problems = verify_version(res.path)
     say(f"[bold]4. verify[/] {'all shards match the manifest' if not problems else problems}")
