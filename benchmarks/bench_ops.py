@@ -2,7 +2,12 @@
 augmentation written in NumPy (fpload.ops._reference; plus OpenCV when cv2 is importable),
 on the same batch in the same run.
 
-    python benchmarks/bench_ops.py [--size 512] [--batch 64] [--iters 5] [--threads 2] [--tiny]
+    python benchmarks/bench_ops.py [--size 512] [--batch 64] [--iters 5] [--threads 2] [--repeats 3]
+                                   [--ops warp,chain,...] [--no-baselines] [--tiny]
+
+Rows: each operator with the default AugmentOps, the default chain ("chain"), and the loader
+benchmark's configuration ("bench-chain": warp without distortion + contrast/brightness/noise,
+no occlusion). "ms/thread" is the cost of one sample on one thread (threads / samples/s).
 
 Prints a table of ratios against the NumPy baseline and appends JSON lines to
 bench-results/bench_ops.jsonl. No speed assertions anywhere: tests only run it at --tiny size.
@@ -28,6 +33,17 @@ KW = {
     "occlusion": CFG.occlusion.op_kwargs(),
     "photometric": CFG.photometric.op_kwargs(),
 }
+# "bench-chain": the loader benchmark's configuration -- rotation, scale and translation in one
+# warp (no distortion), no occlusion, contrast/brightness and Gaussian noise (sigma 4) only,
+# float32 output normalised by (v - 127.5) / 127.5.
+BENCH_CFG = AugmentOps(
+    warp=CFG.warp.model_copy(update={"angle": (-15.0, 15.0), "scale": (0.95, 1.05), "translate": (16.0, 16.0),
+                                     "distortion": 0.0}),
+    occlusion=CFG.occlusion.model_copy(update={"enabled": False}),
+    photometric=CFG.photometric.model_copy(update={"gamma": (1.0, 1.0), "noise_std": (4.0, 4.0), "blur_prob": 0.0,
+                                                   "dry_prob": 0.0, "wet_prob": 0.0, "invert_prob": 0.0}),
+)
+KINDS = ("warp", "occlusion", "photometric", "chain", "bench-chain")
 
 
 def make_batch(n: int, size: int, seed: int = 0) -> list[np.ndarray]:
@@ -56,8 +72,9 @@ def dali_runner(kind: str, images: list[np.ndarray], threads: int) -> Callable[[
         x = fn.external_source(source=lambda: images, layout="HWC", batch=True)
         i = fn.external_source(source=lambda: idx, batch=True)
         e = fn.external_source(source=lambda: ep, batch=True)
-        if kind == "chain":
-            return augment(x, sample_idx=i, epoch=e, config=CFG, seed=0, device="cpu")
+        if kind in ("chain", "bench-chain"):
+            cfg = CFG if kind == "chain" else BENCH_CFG
+            return augment(x, sample_idx=i, epoch=e, config=cfg, seed=0, device="cpu")
         return getattr(fn, f"fpload_{kind}")(x, sample_idx=i, epoch=e, aug_seed=0, **KW[kind])
 
     p = pipe()
@@ -68,11 +85,14 @@ def dali_runner(kind: str, images: list[np.ndarray], threads: int) -> Callable[[
 def numpy_runner(kind: str, images: list[np.ndarray]) -> Callable[[], None]:
     idx = list(range(len(images)))
     fns = {"warp": ref.warp, "occlusion": ref.occlusion, "photometric": ref.photometric}
-    if kind == "chain":
+    if kind in ("chain", "bench-chain"):
+        cfg = CFG if kind == "chain" else BENCH_CFG
+
         def chain() -> None:
-            x = ref.warp(images, idx, **KW["warp"])
-            x = ref.occlusion(x, idx, **KW["occlusion"])
-            ref.photometric(x, idx, **KW["photometric"], dtype="float32", mean=127.5, std=127.5)
+            x = ref.warp(images, idx, **cfg.warp.op_kwargs())
+            if cfg.occlusion.enabled:
+                x = ref.occlusion(x, idx, **cfg.occlusion.op_kwargs())
+            ref.photometric(x, idx, **cfg.photometric.op_kwargs(), dtype="float32", mean=127.5, std=127.5)
         return chain
     return lambda: fns[kind](images, idx, **KW[kind])
 
@@ -106,6 +126,8 @@ def opencv_runner(kind: str, images: list[np.ndarray]) -> Callable[[], None] | N
         t = cv2.LUT(img, lut.astype(np.float32)) + rng.normal(0, 4, img.shape).astype(np.float32)
         return ((np.clip(t, 0, 255) - 127.5) / 127.5).astype(np.float32)
 
+    if kind == "bench-chain":
+        return None  # no OpenCV twin of the benchmark configuration
     steps = {"warp": [warp], "occlusion": [occlusion], "photometric": [photometric], "chain": [warp, occlusion, photometric]}[kind]
 
     def run() -> None:
@@ -117,12 +139,16 @@ def opencv_runner(kind: str, images: list[np.ndarray]) -> Callable[[], None] | N
     return run
 
 
-def measure(fn: Callable[[], None], n: int, iters: int) -> float:
+def measure(fn: Callable[[], None], n: int, iters: int, repeats: int = 1) -> float:
+    """Samples/s: the best of ``repeats`` timings of ``iters`` calls (the machine may be shared)."""
     fn()  # warm-up
-    start = time.perf_counter()
-    for _ in range(iters):
-        fn()
-    return n * iters / (time.perf_counter() - start)
+    best = 0.0
+    for _ in range(max(1, repeats)):
+        start = time.perf_counter()
+        for _ in range(iters):
+            fn()
+        best = max(best, n * iters / (time.perf_counter() - start))
+    return best
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -131,21 +157,31 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--iters", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3, help="report the best of this many timings (shared machines)")
+    ap.add_argument("--ops", default=",".join(KINDS), help=f"comma-separated subset of {','.join(KINDS)}")
+    ap.add_argument("--no-baselines", action="store_true", help="time fpload only (skip NumPy and OpenCV)")
     ap.add_argument("--tiny", action="store_true", help="a seconds-long run that only checks the script works")
     ap.add_argument("--out", type=Path, default=Path("bench-results/bench_ops.jsonl"))
     args = ap.parse_args(argv)
     if args.tiny:
-        args.size, args.batch, args.iters = 32, 4, 1
+        args.size, args.batch, args.iters, args.repeats = 32, 4, 1, 1
+    kinds = [k.strip() for k in args.ops.split(",") if k.strip()]
+    unknown = sorted(set(kinds) - set(KINDS))
+    if unknown:
+        ap.error(f"unknown --ops {unknown}; choose from {KINDS}")
     images = make_batch(args.batch, args.size)
     rows = []
-    for kind in ("warp", "occlusion", "photometric", "chain"):
-        fp = measure(dali_runner(kind, images, args.threads), args.batch, args.iters)
-        npy = measure(numpy_runner(kind, images), args.batch, max(1, args.iters // 2))
-        cv = opencv_runner(kind, images)
-        cvs = measure(cv, args.batch, max(1, args.iters // 2)) if cv else None
+    for kind in kinds:
+        fp = measure(dali_runner(kind, images, args.threads), args.batch, args.iters, args.repeats)
+        npy = cvs = None
+        if not args.no_baselines:
+            npy = measure(numpy_runner(kind, images), args.batch, max(1, args.iters // 2))
+            cv = opencv_runner(kind, images)
+            cvs = measure(cv, args.batch, max(1, args.iters // 2)) if cv else None
         rows.append({
             "bench": "ops_cpu", "op": kind, "size": args.size, "batch": args.batch, "threads": args.threads,
-            "fpload_cpu_sps": round(fp, 1), "numpy_sps": round(npy, 1),
+            "fpload_cpu_sps": round(fp, 1), "numpy_sps": round(npy, 1) if npy else None,
+            "ms_per_sample_per_thread": round(1000.0 * args.threads / fp, 3), "repeats": args.repeats,
             "opencv_sps": round(cvs, 1) if cvs else None, "machine": platform.node(), "time": time.time(),
         })
     if not args.tiny:
@@ -153,11 +189,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
         with args.out.open("a") as fh:
             for row in rows:
                 fh.write(json.dumps(row, sort_keys=True) + "\n")
-    print(f"{'op':12} {'fpload CPU':>12} {'NumPy':>10} {'OpenCV':>10} {'vs NumPy':>9}   samples/s, "
-          f"{args.size}x{args.size} uint8, batch {args.batch}, {args.threads} threads")
+    print(f"{'op':12} {'fpload CPU':>12} {'ms/thread':>10} {'NumPy':>10} {'OpenCV':>10} {'vs NumPy':>9}   samples/s, "
+          f"{args.size}x{args.size} uint8, batch {args.batch}, {args.threads} threads, best of {args.repeats}")
     for r in rows:
+        npy = f"{r['numpy_sps']:10.1f}" if r["numpy_sps"] else f"{'n/a':>10}"
         cv = f"{r['opencv_sps']:10.1f}" if r["opencv_sps"] else f"{'n/a':>10}"
-        print(f"{r['op']:12} {r['fpload_cpu_sps']:12.1f} {r['numpy_sps']:10.1f} {cv} {r['fpload_cpu_sps'] / r['numpy_sps']:8.1f}x")
+        ratio = f"{r['fpload_cpu_sps'] / r['numpy_sps']:8.1f}x" if r["numpy_sps"] else f"{'n/a':>9}"
+        print(f"{r['op']:12} {r['fpload_cpu_sps']:12.1f} {r['ms_per_sample_per_thread']:10.3f} {npy} {cv} {ratio}")
     return rows
 
 

@@ -9,17 +9,21 @@ void FploadOcclusion<dali::CPUBackend>::RunImpl(dali::Workspace &ws) {
   auto &out = ws.Output<dali::CPUBackend>(0);
   out.SetLayout("HWC");
   auto &pool = ws.GetThreadPool();
-  for (int i = 0; i < in.num_samples(); ++i) {
+  const int n = in.num_samples();
+  std::vector<int> rows(n);
+  std::vector<int64_t> row_cost(n), cost(n);
+  for (int i = 0; i < n; ++i) {
     auto s = in.shape().tensor_shape_span(i);
-    int h = static_cast<int>(s[0]), w = static_cast<int>(s[1]);
-    pool.AddWork(
-        [&, i, h, w](int) {
-          occlusion_sample_cpu(params_[i], in.tensor<uint8_t>(i), out.mutable_tensor<uint8_t>(i),
-                               h, w, args_.fill);
-        },
-        static_cast<int64_t>(h) * w);
+    rows[i] = static_cast<int>(s[0]);
+    row_cost[i] = s[1];
+    cost[i] = s[0] * s[1];
   }
-  pool.RunAll();
+  run_row_blocks(pool, plan_row_blocks(rows, cost, pool.NumThreads()), row_cost,
+                 [&](const RowBlock &b) {
+    occlusion_rows_cpu(params_[b.sample], in.tensor<uint8_t>(b.sample),
+                       out.mutable_tensor<uint8_t>(b.sample), rows[b.sample],
+                       static_cast<int>(row_cost[b.sample]), b.y0, b.y1, args_.fill);
+  });
 }
 
 }  // namespace fpload

@@ -2,6 +2,8 @@
 #ifndef FPLOAD_OP_COMMON_H_
 #define FPLOAD_OP_COMMON_H_
 
+#include <algorithm>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -64,6 +66,39 @@ inline float read_prob(const dali::OpSpec &spec, const char *op, const char *nam
   DALI_ENFORCE(p >= 0.f && p <= 1.f,
                dali::make_string(op, ": `", name, "` must be a probability in [0, 1], got ", p));
   return p;
+}
+
+/// One CPU task: rows [y0, y1) of sample `sample`.
+struct RowBlock {
+  int sample, y0, y1;
+};
+
+/// Splits a batch into CPU tasks: one per sample, or -- when the batch is too small to keep
+/// every thread busy -- row blocks of about total / (4 x threads) pixels (at least 16 K).
+/// `rows[i]` and `cost[i]` (pixels) describe sample i.
+inline std::vector<RowBlock> plan_row_blocks(const std::vector<int> &rows,
+                                             const std::vector<int64_t> &cost, int threads) {
+  int64_t total = 0;
+  for (int64_t c : cost) total += c;
+  const int64_t target = std::max<int64_t>(total / (4 * std::max(threads, 1)), 16384);
+  std::vector<RowBlock> blocks;
+  blocks.reserve(rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    int nb = static_cast<int>(std::clamp<int64_t>(cost[i] / target, 1, std::max(rows[i], 1)));
+    for (int b = 0; b < nb; ++b)
+      blocks.push_back({static_cast<int>(i), static_cast<int>(int64_t{rows[i]} * b / nb),
+                        static_cast<int>(int64_t{rows[i]} * (b + 1) / nb)});
+  }
+  return blocks;
+}
+
+/// Runs fn(block) for every block on the pool, largest first, and waits.
+template <typename Fn>
+void run_row_blocks(dali::ThreadPool &pool, const std::vector<RowBlock> &blocks,
+                    const std::vector<int64_t> &row_cost, Fn &&fn) {
+  for (const RowBlock &b : blocks)
+    pool.AddWork([&fn, b](int) { fn(b); }, int64_t{b.y1 - b.y0} * row_cost[b.sample]);
+  pool.RunAll();
 }
 
 }  // namespace fpload

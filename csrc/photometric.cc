@@ -12,28 +12,33 @@ void FploadPhotometric<dali::CPUBackend>::RunImpl(dali::Workspace &ws) {
   out.SetLayout("HWC");
   auto &pool = ws.GetThreadPool();
   const float mean = args_.mean, inv_std = inv_std_;
-  for (int i = 0; i < in.num_samples(); ++i) {
+  const int n = in.num_samples();
+  std::vector<int> rows(n);
+  std::vector<int64_t> row_cost(n), cost(n);
+  for (int i = 0; i < n; ++i) {
     auto s = in.shape().tensor_shape_span(i);
-    int h = static_cast<int>(s[0]), w = static_cast<int>(s[1]);
-    pool.AddWork(
-        [&, i, h, w](int) {
-          const PhotometricParams &p = params_[i];
-          const uint8_t *src = in.tensor<uint8_t>(i);
-          if (dtype_ == DALI_UINT8) {
-            photometric_sample_cpu(p, src, out.mutable_tensor<uint8_t>(i), h, w,
-                                   [](uint8_t *o, float t) { *o = to_u8(t); });
-          } else if (dtype_ == DALI_FLOAT) {
-            photometric_sample_cpu(p, src, out.mutable_tensor<float>(i), h, w,
-                                   [=](float *o, float t) { *o = (t - mean) * inv_std; });
-          } else {
-            photometric_sample_cpu(
-                p, src, out.mutable_tensor<dali::float16>(i), h, w,
-                [=](dali::float16 *o, float t) { *o = dali::float16((t - mean) * inv_std); });
-          }
-        },
-        static_cast<int64_t>(h) * w);
+    rows[i] = static_cast<int>(s[0]);
+    row_cost[i] = s[1];
+    cost[i] = s[0] * s[1];
   }
-  pool.RunAll();
+  run_row_blocks(pool, plan_row_blocks(rows, cost, pool.NumThreads()), row_cost,
+                 [&](const RowBlock &b) {
+    const int i = b.sample, h = rows[i], w = static_cast<int>(row_cost[i]);
+    const PhotometricParams &p = params_[i];
+    const uint8_t *src = in.tensor<uint8_t>(i);
+    if (dtype_ == DALI_UINT8) {
+      photometric_rows_cpu(p, src, out.mutable_tensor<uint8_t>(i), h, w, b.y0, b.y1,
+                           [](uint8_t *o, float t) { *o = to_u8(t); });
+    } else if (dtype_ == DALI_FLOAT) {
+      photometric_rows_cpu(p, src, out.mutable_tensor<float>(i), h, w, b.y0, b.y1,
+                           [=](float *o, float t) { *o = (t - mean) * inv_std; });
+    } else {
+      static_assert(sizeof(dali::float16) == sizeof(uint16_t));
+      photometric_rows_cpu(  // IEEE half bits, rounded to nearest even like dali::float16(float)
+          p, src, reinterpret_cast<uint16_t *>(out.mutable_tensor<dali::float16>(i)), h, w, b.y0,
+          b.y1, [=](uint16_t *o, float t) { *o = f32_to_f16_bits((t - mean) * inv_std); });
+    }
+  });
 }
 
 }  // namespace fpload

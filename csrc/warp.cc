@@ -9,27 +9,45 @@ void FploadWarp<dali::CPUBackend>::RunImpl(dali::Workspace &ws) {
   auto &out = ws.Output<dali::CPUBackend>(0);
   out.SetLayout("HWC");
   auto &pool = ws.GetThreadPool();
-  int n = in.num_samples();
+  const int n = in.num_samples();
+  std::vector<int> rows(n);
+  std::vector<int64_t> row_cost(n), cost(n);
   for (int i = 0; i < n; ++i) {
-    auto is = in.shape().tensor_shape_span(i);
     auto os = out.shape().tensor_shape_span(i);
-    int h = static_cast<int>(is[0]), w = static_cast<int>(is[1]);
-    int oh = static_cast<int>(os[0]), ow = static_cast<int>(os[1]);
-    pool.AddWork(
-        [&, i, h, w, oh, ow](int) {
-          thread_local std::vector<float> wbuf;
-          thread_local std::vector<int> ibuf;
-          const uint8_t *src = in.tensor<uint8_t>(i);
-          WarpParams &p = params_[i];
-          if (args_.center_mode == kCenterForeground)
-            center_from_moments(foreground_moments_cpu(src, h, w, args_.fg_threshold), h, w,
-                                p.cx, p.cy);
-          warp_sample_cpu(p, src, h, w, out.mutable_tensor<uint8_t>(i), oh, ow, args_.nearest,
-                          args_.fill, wbuf, ibuf);
-        },
-        static_cast<int64_t>(oh) * ow);
+    rows[i] = static_cast<int>(os[0]);
+    row_cost[i] = os[1];
+    cost[i] = os[0] * os[1];
   }
-  pool.RunAll();
+  xtaps_.resize(n);
+  // per sample, before its rows: the foreground centre and the distortion x taps
+  auto prepare = [&](int i) {
+    auto is = in.shape().tensor_shape_span(i);
+    int h = static_cast<int>(is[0]), w = static_cast<int>(is[1]);
+    WarpParams &p = params_[i];
+    if (args_.center_mode == kCenterForeground)
+      center_from_moments(foreground_moments_cpu(in.tensor<uint8_t>(i), h, w, args_.fg_threshold),
+                          h, w, p.cx, p.cy);
+    int ow = static_cast<int>(row_cost[i]);
+    if (p.distort && (xtaps_[i].ow != ow || xtaps_[i].grid != p.grid)) xtaps_[i].init(ow, p.grid);
+  };
+  auto rows_of = [&](int i, int y0, int y1) {
+    auto is = in.shape().tensor_shape_span(i);
+    warp_rows_cpu(params_[i], in.tensor<uint8_t>(i), static_cast<int>(is[0]),
+                  static_cast<int>(is[1]), out.mutable_tensor<uint8_t>(i), rows[i],
+                  static_cast<int>(row_cost[i]), y0, y1, args_.nearest, args_.fill, &xtaps_[i]);
+  };
+  auto blocks = plan_row_blocks(rows, cost, pool.NumThreads());
+  if (static_cast<int>(blocks.size()) == n) {  // one task per sample
+    run_row_blocks(pool, blocks, row_cost, [&](const RowBlock &b) {
+      prepare(b.sample);
+      rows_of(b.sample, b.y0, b.y1);
+    });
+  } else {  // a small batch: row blocks, after a pass that prepares every sample
+    for (int i = 0; i < n; ++i) pool.AddWork([&, i](int) { prepare(i); }, cost[i]);
+    pool.RunAll();
+    run_row_blocks(pool, blocks, row_cost,
+                   [&](const RowBlock &b) { rows_of(b.sample, b.y0, b.y1); });
+  }
 }
 
 }  // namespace fpload

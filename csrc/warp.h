@@ -119,6 +119,7 @@ class FploadWarp : public dali::Operator<Backend> {
   WarpArgs args_;
   int size_[2] = {0, 0};
   std::vector<WarpParams> params_;
+  std::vector<WarpXTaps> xtaps_;  // CPU: per-sample distortion x taps, kept between batches
   std::shared_ptr<void> gpu_;  // DeviceStaging, created by the GPU backend
 };
 

@@ -165,10 +165,11 @@ FPLOAD_HD bool occlusion_keeps(const OcclusionParams &p, int x, int y, int w) {
   return true;
 }
 
-/// CPU backend for one sample: per row, copy the kept span and fill the rest.
-inline void occlusion_sample_cpu(const OcclusionParams &p, const uint8_t *in, uint8_t *out, int h,
-                                 int w, uint8_t fill) {
-  for (int y = 0; y < h; ++y) {
+/// CPU backend, rows [y0, y1) of one sample: per row, copy the kept span and fill the rest.
+inline void occlusion_rows_cpu(const OcclusionParams &p, const uint8_t *in, uint8_t *out, int h,
+                               int w, int y0, int y1, uint8_t fill) {
+  (void)h;
+  for (int y = y0; y < y1; ++y) {
     const uint8_t *irow = in + static_cast<int64_t>(y) * w;
     uint8_t *orow = out + static_cast<int64_t>(y) * w;
     int k0, k1;
@@ -190,6 +191,12 @@ inline void occlusion_sample_cpu(const OcclusionParams &p, const uint8_t *in, ui
       if (b1 > b0) std::memset(orow + b0, fill, b1 - b0);
     }
   }
+}
+
+/// CPU backend for one whole sample.
+inline void occlusion_sample_cpu(const OcclusionParams &p, const uint8_t *in, uint8_t *out, int h,
+                                 int w, uint8_t fill) {
+  occlusion_rows_cpu(p, in, out, h, w, 0, h, fill);
 }
 
 }  // namespace fpload

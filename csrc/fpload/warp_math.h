@@ -13,6 +13,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "fpload/common.h"
@@ -93,16 +94,36 @@ FPLOAD_HD void center_from_moments(const Moments &m, int h, int w, float &cx, fl
   }
 }
 
-inline Moments foreground_moments_cpu(const uint8_t *in, int h, int w, int threshold) {
+/// CPU: foreground moments of one image. Integer sums (exact in any order); per-row sums in
+/// 32 bits when they cannot overflow, which lets the compiler vectorise the inner loop.
+FPLOAD_CPU_DISPATCH
+inline Moments foreground_moments_cpu(const uint8_t *FPLOAD_RESTRICT in, int h, int w,
+                                      int threshold) {
   Moments m{0, 0, 0};
+  const int thr = threshold > 0 ? threshold : 0;
+  // max per-row sum of wt * x: thr * w (w - 1) / 2
+  const bool narrow = static_cast<uint64_t>(thr) * static_cast<uint64_t>(w) *
+                          static_cast<uint64_t>(w > 0 ? w - 1 : 0) / 2 <= 0xFFFFFFFFull;
   for (int y = 0; y < h; ++y) {
-    const uint8_t *row = in + static_cast<int64_t>(y) * w;
+    const uint8_t *FPLOAD_RESTRICT row = in + static_cast<int64_t>(y) * w;
     unsigned long long rw = 0, rx = 0;  // NOLINT(runtime/int)
-    for (int x = 0; x < w; ++x) {
-      int wt = threshold - static_cast<int>(row[x]);
-      wt = wt > 0 ? wt : 0;
-      rw += static_cast<unsigned>(wt);
-      rx += static_cast<unsigned long long>(wt) * static_cast<unsigned>(x);  // NOLINT
+    if (narrow) {
+      uint32_t nw = 0, nx = 0;
+      for (int x = 0; x < w; ++x) {
+        int wt = thr - static_cast<int>(row[x]);
+        uint32_t u = static_cast<uint32_t>(wt > 0 ? wt : 0);
+        nw += u;
+        nx += u * static_cast<uint32_t>(x);
+      }
+      rw = nw;
+      rx = nx;
+    } else {
+      for (int x = 0; x < w; ++x) {
+        int wt = thr - static_cast<int>(row[x]);
+        wt = wt > 0 ? wt : 0;
+        rw += static_cast<unsigned>(wt);
+        rx += static_cast<unsigned long long>(wt) * static_cast<unsigned>(x);  // NOLINT
+      }
     }
     m.sw += rw;
     m.sx += rx;
@@ -200,22 +221,89 @@ FPLOAD_HD uint8_t warp_pixel(const WarpParams &p, const uint8_t *in, int h, int 
   return to_u8(sample_at(in, h, w, sx, sy, nearest, fill));
 }
 
-/// CPU backend for one sample: row-wise, with grid columns and x-taps precomputed.
-inline void warp_sample_cpu(const WarpParams &p, const uint8_t *in, int h, int w, uint8_t *out,
-                            int oh, int ow, bool nearest, float fill,
-                            std::vector<float> &wbuf, std::vector<int> &ibuf) {
-  const int G = p.grid;
-  if (p.distort) {
-    wbuf.resize(static_cast<size_t>(ow) * 4);
-    ibuf.resize(static_cast<size_t>(ow) * 4);
-    for (int x = 0; x < ow; ++x) grid_taps(x, ow, G, &ibuf[x * 4], &wbuf[x * 4]);
+// ------------------------------------------------------------------ CPU backend (host)
+//
+// The same expressions as warp_pixel, reorganised for a CPU: per row, output pixels are done in
+// chunks of kWarpChunk, each in three passes -- source coordinates and bilinear weights
+// (vectorisable), a scalar gather of the four taps of every pixel whose taps are all inside
+// the input (two 16-bit loads), then the interpolation and rounding (vectorisable); the few
+// pixels with a tap outside the input are redone one by one with tap(). The distortion
+// field is combined from per-row node columns and per-sample x weights; the x weights are
+// stored per column and the node indices per run of columns between two grid nodes, so the
+// combination is a plain multiply-add loop. Every float is computed as warp_pixel computes it.
+
+constexpr int kWarpChunk = 256;
+
+/// floor as an int: floor_f's value for |v| < 2^24, written so that it vectorises with and
+/// without SSE4.1.
+inline int floor_i(float v) {
+  int i = static_cast<int>(v);
+  return i - (static_cast<float>(i) > v ? 1 : 0);
+}
+
+/// Two adjacent pixels p[0] | p[1] << 8 (one 16-bit load on little-endian machines).
+inline uint16_t load_pair(const uint8_t *p) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  uint16_t v;
+  std::memcpy(&v, p, 2);
+  return v;
+#else
+  return static_cast<uint16_t>(p[0] | (p[1] << 8));
+#endif
+}
+
+/// Per-sample x-axis taps of the distortion grid (host only): weights per output column
+/// (four arrays of ow) and the runs of columns that share their four node indices.
+struct WarpXTaps {
+  int ow = 0, grid = 0;
+  std::vector<float> w;  // w[k * ow + x], k = 0..3
+  int n_runs = 0;
+  int run_x0[kMaxWarpGrid], run_x1[kMaxWarpGrid], run_idx[kMaxWarpGrid][4];
+
+  void init(int out_w, int g) {
+    ow = out_w;
+    grid = g;
+    w.resize(static_cast<size_t>(ow) * 4);
+    n_runs = 0;
+    for (int x = 0; x < ow; ++x) {
+      int idx[4];
+      float wt[4];
+      grid_taps(x, ow, g, idx, wt);
+      for (int k = 0; k < 4; ++k) w[static_cast<size_t>(k) * ow + x] = wt[k];
+      if (n_runs == 0 || idx[1] != run_idx[n_runs - 1][1]) {
+        run_x0[n_runs] = x;
+        for (int k = 0; k < 4; ++k) run_idx[n_runs][k] = idx[k];
+        ++n_runs;
+      }
+      run_x1[n_runs - 1] = x + 1;
+    }
   }
-  float hxr[kMaxWarpGrid], hyr[kMaxWarpGrid];
+};
+
+/// Rows [y0, y1) of one sample's output. `xt` must hold the x taps of (ow, p.grid) when
+/// p.distort is set.
+FPLOAD_CPU_DISPATCH
+inline void warp_rows_cpu(const WarpParams &p, const uint8_t *FPLOAD_RESTRICT in, int h, int w,
+                          uint8_t *FPLOAD_RESTRICT out, int oh, int ow, int y0, int y1,
+                          bool nearest, float fill, const WarpXTaps *xt) {
+  const int G = p.grid;
   const float bx = p.cx + p.tx, by = p.cy + p.ty;
+  const float a00 = p.a00, a10 = p.a10;
   const float ocx = static_cast<float>(ow) * 0.5f, ocy = static_cast<float>(oh) * 0.5f;
-  for (int y = 0; y < oh; ++y) {
-    float dy = (static_cast<float>(y) + 0.5f) - ocy;
-    float ry_x = p.a01 * dy, ry_y = p.a11 * dy;
+  const float wf = static_cast<float>(w), hf = static_cast<float>(h);
+  const uint8_t fill_u8 = to_u8(fill);
+  // a pixel's four taps are inside when x0 < w - 1 and y0 < h - 1 (as unsigned); offsets of
+  // the top-left tap are int (images below 2^31 pixels, as in warp_pixel)
+  const unsigned wi1 = w > 1 ? static_cast<unsigned>(w - 1) : 0u;
+  const unsigned hi1 = h > 1 ? static_cast<unsigned>(h - 1) : 0u;
+  const uint8_t dummy[2] = {0, 0};  // read instead of the input by pixels not inside
+  alignas(64) float sx[kWarpChunk], sy[kWarpChunk];
+  alignas(64) int32_t ix[kWarpChunk], iy[kWarpChunk], off[kWarpChunk];
+  alignas(64) uint16_t top[kWarpChunk], bot[kWarpChunk];
+  float hxr[kMaxWarpGrid], hyr[kMaxWarpGrid];
+  for (int y = y0; y < y1; ++y) {
+    const float dy = (static_cast<float>(y) + 0.5f) - ocy;
+    const float ry_x = p.a01 * dy, ry_y = p.a11 * dy;
     if (p.distort) {
       int jy[4];
       float wy[4];
@@ -225,20 +313,100 @@ inline void warp_sample_cpu(const WarpParams &p, const uint8_t *in, int h, int w
         hyr[i] = grid_column(p.gy, G, i, jy, wy);
       }
     }
-    uint8_t *orow = out + static_cast<int64_t>(y) * ow;
-    for (int x = 0; x < ow; ++x) {
-      float dx = (static_cast<float>(x) + 0.5f) - ocx;
-      float sx = bx + (p.a00 * dx + ry_x);
-      float sy = by + (p.a10 * dx + ry_y);
-      if (p.distort) {
-        const int *ix = &ibuf[x * 4];
-        const float *wx = &wbuf[x * 4];
-        sx = sx + combine4(wx, hxr[ix[0]], hxr[ix[1]], hxr[ix[2]], hxr[ix[3]]);
-        sy = sy + combine4(wx, hyr[ix[0]], hyr[ix[1]], hyr[ix[2]], hyr[ix[3]]);
+    uint8_t *FPLOAD_RESTRICT orow = out + static_cast<int64_t>(y) * ow;
+    for (int xa = 0; xa < ow; xa += kWarpChunk) {
+      const int n = imin(kWarpChunk, ow - xa);
+      for (int j = 0; j < n; ++j) {
+        float dx = (static_cast<float>(xa + j) + 0.5f) - ocx;
+        sx[j] = bx + (a00 * dx + ry_x);
+        sy[j] = by + (a10 * dx + ry_y);
       }
-      orow[x] = to_u8(sample_at(in, h, w, sx, sy, nearest, fill));
+      if (p.distort) {
+        for (int r = 0; r < xt->n_runs; ++r) {
+          const int s0 = imax(xt->run_x0[r], xa), s1 = imin(xt->run_x1[r], xa + n);
+          if (s0 >= s1) continue;
+          const int *idx = xt->run_idx[r];
+          const float hx0 = hxr[idx[0]], hx1 = hxr[idx[1]], hx2 = hxr[idx[2]], hx3 = hxr[idx[3]];
+          const float hy0 = hyr[idx[0]], hy1 = hyr[idx[1]], hy2 = hyr[idx[2]], hy3 = hyr[idx[3]];
+          const float *FPLOAD_RESTRICT w0 = xt->w.data();
+          const float *FPLOAD_RESTRICT w1 = w0 + ow;
+          const float *FPLOAD_RESTRICT w2 = w1 + ow;
+          const float *FPLOAD_RESTRICT w3 = w2 + ow;
+          for (int x = s0; x < s1; ++x) {
+            const int j = x - xa;
+            sx[j] = sx[j] + (((w0[x] * hx0 + w1[x] * hx1) + w2[x] * hx2) + w3[x] * hx3);
+            sy[j] = sy[j] + (((w0[x] * hy0 + w1[x] * hy1) + w2[x] * hy2) + w3[x] * hy3);
+          }
+        }
+      }
+      uint8_t *FPLOAD_RESTRICT o = orow + xa;
+      if (nearest) {
+        for (int j = 0; j < n; ++j) {
+          ix[j] = floor_i(clampf(sx[j], -1.0f, wf + 1.0f));
+          iy[j] = floor_i(clampf(sy[j], -1.0f, hf + 1.0f));
+        }
+        for (int j = 0; j < n; ++j) {
+          const int xi = ix[j], yi = iy[j];
+          o[j] = (static_cast<unsigned>(xi) < static_cast<unsigned>(w) &&
+                  static_cast<unsigned>(yi) < static_cast<unsigned>(h))
+                     ? in[static_cast<int64_t>(yi) * w + xi]
+                     : fill_u8;
+        }
+        continue;
+      }
+      // pass 1: tap positions, weights (sx, sy become fx, fy) and, for pixels whose four
+      // taps are inside the input, the offset of the top-left tap (else -1)
+      int n_out = 0;
+      for (int j = 0; j < n; ++j) {
+        float px = clampf(sx[j] - 0.5f, -2.0f, wf + 1.0f);
+        float py = clampf(sy[j] - 0.5f, -2.0f, hf + 1.0f);
+        int xi = floor_i(px), yi = floor_i(py);
+        sx[j] = px - static_cast<float>(xi);
+        sy[j] = py - static_cast<float>(yi);
+        ix[j] = xi;
+        iy[j] = yi;
+        const bool ok = static_cast<unsigned>(xi) < wi1 && static_cast<unsigned>(yi) < hi1;
+        off[j] = ok ? yi * w + xi : -1;
+        n_out += ok ? 0 : 1;
+      }
+      // pass 2: gather the two tap pairs of every inside pixel
+      for (int j = 0; j < n; ++j) {
+        const int32_t k = off[j];
+        const uint8_t *r0 = k >= 0 ? in + k : dummy;
+        const uint8_t *r1 = k >= 0 ? r0 + w : dummy;
+        top[j] = load_pair(r0);
+        bot[j] = load_pair(r1);
+      }
+      // pass 3: interpolate and round
+      for (int j = 0; j < n; ++j) {
+        float v00 = static_cast<float>(top[j] & 255), v01 = static_cast<float>(top[j] >> 8);
+        float v10 = static_cast<float>(bot[j] & 255), v11 = static_cast<float>(bot[j] >> 8);
+        float fx = sx[j], fy = sy[j];
+        float t = v00 + fx * (v01 - v00);
+        float b = v10 + fx * (v11 - v10);
+        o[j] = to_u8(t + fy * (b - t));
+      }
+      if (n_out) {  // pixels with a tap outside the input: the general path
+        for (int j = 0; j < n; ++j) {
+          if (off[j] >= 0) continue;
+          const int xi = ix[j], yi = iy[j];
+          float v00 = tap(in, h, w, xi, yi, fill), v01 = tap(in, h, w, xi + 1, yi, fill);
+          float v10 = tap(in, h, w, xi, yi + 1, fill), v11 = tap(in, h, w, xi + 1, yi + 1, fill);
+          float fx = sx[j], fy = sy[j];
+          float t = v00 + fx * (v01 - v00);
+          float b = v10 + fx * (v11 - v10);
+          o[j] = to_u8(t + fy * (b - t));
+        }
+      }
     }
   }
+}
+
+/// CPU backend for one whole sample (p.cx, p.cy resolved).
+inline void warp_sample_cpu(const WarpParams &p, const uint8_t *in, int h, int w, uint8_t *out,
+                            int oh, int ow, bool nearest, float fill, WarpXTaps &xt) {
+  if (p.distort && (xt.ow != ow || xt.grid != p.grid)) xt.init(ow, p.grid);
+  warp_rows_cpu(p, in, h, w, out, oh, ow, 0, oh, nearest, fill, &xt);
 }
 
 }  // namespace fpload

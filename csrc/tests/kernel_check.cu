@@ -104,13 +104,13 @@ int main(int argc, char **argv) {
   Moments *dm;
   FPLOAD_CUDA_CHECK(cudaMalloc(&dm, sizeof(Moments) * n));
   {  // warp
-    std::vector<float> wb; std::vector<int> ib;
+    WarpXTaps xt;
     std::vector<WarpParams> wc = wp;
     for (int i = 0; i < n; ++i) {
       const uint8_t *src = b.host.data() + b.off[i];
       center_from_moments(foreground_moments_cpu(src, b.h[i], b.w[i], wa.fg_threshold), b.h[i], b.w[i],
                           wc[i].cx, wc[i].cy);
-      warp_sample_cpu(wc[i], src, b.h[i], b.w[i], cpu.data() + b.off[i], b.h[i], b.w[i], false, 255.f, wb, ib);
+      warp_sample_cpu(wc[i], src, b.h[i], b.w[i], cpu.data() + b.off[i], b.h[i], b.w[i], false, 255.f, xt);
     }
     WarpParams *dp = dev_copy(wp.data(), n);
     launch_warp(dio, dp, dm, n, mh, mw, mh, mw, wa, 0);

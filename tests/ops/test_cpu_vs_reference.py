@@ -82,3 +82,41 @@ def test_warp_output_is_usually_bit_exact(random_batch, run_op) -> None:
     kw = WARP_CASES["distortion"]
     for g, w in zip(run_op("fpload_warp", imgs, [1, 2], seed=4, **kw), ref.warp(imgs, [1, 2], 0, 4, **kw)):
         assert np.array_equal(g, w)
+
+
+@pytest.mark.parametrize("op", ["warp", "occlusion", "photometric"])
+def test_small_batch_split_into_row_blocks_matches_reference(random_batch, run_op, op: str) -> None:
+    """One or two large samples: the CPU backend splits them into row blocks across threads;
+    rows wider than one CPU chunk (256 pixels) and not a multiple of it."""
+    imgs = random_batch(np.random.default_rng(6), [(300, 517), (211, 260)])
+    idx = [7, 8]
+    if op == "warp":
+        for kw in (WARP_CASES["distortion"], dict(WARP_CASES["nearest_foreground"], grid=7),
+                   dict(WARP_CASES["affine"], center_mode="foreground")):
+            for n in (1, 2):
+                got = run_op("fpload_warp", imgs[:n], idx[:n], seed=4, **kw)
+                want = ref.warp(imgs[:n], idx[:n], 0, 4, **kw)
+                for g, w in zip(got, want):
+                    assert np.array_equal(g, w)
+    elif op == "occlusion":
+        kw = OCC_CASES["all"]
+        _compare_u8(run_op("fpload_occlusion", imgs[:1], idx[:1], seed=5, **kw), ref.occlusion(imgs[:1], idx[:1], 0, 5, **kw))
+    else:
+        for kw in (PHOTO_CASES["tone_noise"], dict(PHOTO_CASES["spatial"], blur_prob=1.0),
+                   dict(PHOTO_CASES["spatial"], blur_prob=0.0, dry_prob=0.5, wet_prob=0.5)):
+            for seed in (1, 2, 3):
+                _compare_u8(run_op("fpload_photometric", imgs[:1], idx[:1], seed=seed, **kw),
+                            ref.photometric(imgs[:1], idx[:1], 0, seed, **kw))
+
+
+def test_photometric_float16_is_float32_rounded_to_nearest_even(random_batch, run_op) -> None:
+    """The CPU half store rounds the float32 value to nearest even, as numpy's astype does."""
+    from nvidia.dali import types
+
+    imgs = random_batch(np.random.default_rng(7), [(64, 300), (33, 47)])
+    kw = dict(PHOTO_CASES["tone_noise"], blur_prob=0.5, mean=100.0, std=3.0)  # wide range of halves
+    f32 = run_op("fpload_photometric", imgs, [1, 2], seed=3, dtype=types.FLOAT, **kw)
+    f16 = run_op("fpload_photometric", imgs, [1, 2], seed=3, dtype=types.FLOAT16, **kw)
+    for a, b in zip(f32, f16):
+        assert b.dtype == np.float16
+        assert np.array_equal(a.astype(np.float16).view(np.uint16), b.view(np.uint16))
