@@ -168,13 +168,19 @@ def build_pipeline(spec: PipelineSpec, cfg: LoaderConfig, *, augment: bool):
                 img = fn.reshape(img, layout="HWC")
         else:
             img = fn.decoders.image(data, device="mixed" if gpu else "cpu", output_type=types.GRAY)
+        normalize = dict(dtype=types.FLOAT, output_layout="CHW", mean=[cfg.mean * 255.0],
+                         std=[cfg.std * 255.0])
+        if not (use_fpload or use_stock):
+            # one pass: centre crop/pad to the batch size and normalise (padding in output units)
+            fill = (cfg.background - cfg.mean * 255.0) / (cfg.std * 255.0)
+            img = fn.crop_mirror_normalize(img, crop=[h, w], out_of_bounds_policy="pad",
+                                           fill_values=[fill], **normalize)
+            return img, cls, idx
         img = fn.crop(img, crop=[h, w], out_of_bounds_policy="pad", fill_values=float(cfg.background))
         if use_fpload:
             return _augment_fpload(img, cfg, idx, spec), cls, idx
-        if use_stock:
-            img = _augment_stock(img, cfg.augment.stock, (h, w), cfg.background)
-        img = fn.crop_mirror_normalize(img, dtype=types.FLOAT, output_layout="CHW",
-                                       mean=[cfg.mean * 255.0], std=[cfg.std * 255.0])
+        img = _augment_stock(img, cfg.augment.stock, (h, w), cfg.background)
+        img = fn.crop_mirror_normalize(img, **normalize)
         return img, cls, idx
 
     try:
