@@ -171,6 +171,8 @@ class LoaderConfig(FrozenConfig):
     - ``last_batch``: ``partial`` yields the epoch's remainder as a smaller last batch (every sample
       exactly once); ``drop`` drops it (every batch full, the remainder skipped this epoch).
     - ``mean``/``std``: normalisation on the 0–1 scale.
+    - ``output``: ``float32`` (default) or ``float16`` normalised images, or ``uint8`` grey levels
+      (4× less memory traffic; normalise on the GPU in the training step).
     """
 
     batch_size: int = Field(64, ge=1)
@@ -184,6 +186,7 @@ class LoaderConfig(FrozenConfig):
     background: int = Field(255, ge=0, le=255)
     mean: float = 0.5
     std: float = Field(0.5, gt=0)
+    output: Literal["float32", "float16", "uint8"] = "float32"
     last_batch: Literal["partial", "drop"] = "partial"
     verify: Literal["size", "sha256", "none"] = "size"
     augment: AugmentConfig = Field(default_factory=AugmentConfig)

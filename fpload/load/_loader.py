@@ -49,8 +49,9 @@ def _available_host_bytes() -> int | None:
 class Loader:
     """Iterate one split of a dataset version as PyTorch tensors, through a DALI pipeline.
 
-    Each batch is ``(images, labels, index)``: ``images`` float32 ``N×1×H×W`` (normalised with
-    ``mean``/``std``), ``labels`` int64 ``N`` (the version's ``cls``), ``index`` int64 ``N`` (the
+    Each batch is ``(images, labels, index)``: ``images`` ``N×1×H×W``, float32 normalised with
+    ``mean``/``std`` (or float16, or uint8 grey levels, per ``output``), ``labels`` int64 ``N``
+    (the version's ``cls``), ``index`` int64 ``N`` (the
     global sample index, a row of ``samples.parquet``), all on the loader's device.
 
     One epoch (one ``for`` loop over the loader) yields every sample of the split exactly once
@@ -127,6 +128,7 @@ class Loader:
                 f"({self.split_size} samples over {world_size} rank(s)) with last_batch='drop': "
                 "every epoch would be empty; lower batch_size or use last_batch='partial'")
         self.image_size = cfg.image_size or self._version_image_size()
+        self._uniform = self._all_images_are(self.image_size)
         self._check_memory()
         self._torch_device = "cuda" if self.device == "gpu" else "cpu"
         self.features = list(features or [])
@@ -149,9 +151,15 @@ class Loader:
         w = int(np.max(s.column("width").to_numpy()))
         return h, w
 
+    def _all_images_are(self, size: tuple[int, int]) -> bool:
+        s = self.version.samples
+        hs, ws = s.column("height").to_numpy(), s.column("width").to_numpy()
+        return bool((hs == size[0]).all() and (ws == size[1]).all())
+
     def _check_memory(self) -> None:
         h, w = self.image_size
-        per_batch = self.config.batch_size * h * w * (1 + 4)  # decoded uint8 + normalised float
+        out_bytes = {"float32": 4, "float16": 2, "uint8": 1}[self.config.output]
+        per_batch = self.config.batch_size * h * w * (1 + out_bytes)  # decoded uint8 + output
         need = per_batch * (self.config.prefetch + 2) * 2
         if self.device == "gpu":
             import torch
@@ -204,7 +212,7 @@ class Loader:
             shards=self.version.shard_paths(self.split), indexes=self.version.index_paths(self.split),
             encoding=self.version.encoding, device=self.device, device_id=device_id, rank=self.rank,
             world_size=self.world_size, image_size=self.image_size, num_threads=threads,
-            split_size=self.split_size)
+            split_size=self.split_size, uniform=self._uniform)
 
     def _build(self):
         from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy

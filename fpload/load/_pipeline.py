@@ -30,6 +30,7 @@ class PipelineSpec:
     image_size: tuple[int, int]
     num_threads: int
     split_size: int = 0  # samples in the split (for the epoch schedule of the fpload operators)
+    uniform: bool = False  # every image of the version already has image_size: no crop needed
 
 
 class EpochSchedule:
@@ -114,15 +115,22 @@ def _augment_fpload(img, cfg: LoaderConfig, idx, spec: PipelineSpec):
 
     epoch = fn.external_source(source=epochs, batch=True, batch_info=True)
     ops = cfg.augment.ops.model_copy(update={"output": OutputOps(
-        dtype="float32", mean=cfg.mean * 255.0, std=cfg.std * 255.0)})
-    out = augment(img, sample_idx=sample_idx, epoch=epoch, config=ops, seed=cfg.seed, device=spec.device)
-    return fn.transpose(out, perm=[2, 0, 1], output_layout="CHW")
+        dtype=cfg.output, mean=cfg.mean * 255.0, std=cfg.std * 255.0)})
+    return augment(img, sample_idx=sample_idx, epoch=epoch, config=ops, seed=cfg.seed, device=spec.device)
+
+
+def _to_chw(img, size: tuple[int, int]):
+    """HWC with one channel → CHW: the same bytes, so a metadata-only reshape, not a transpose."""
+    import nvidia.dali.fn as fn
+
+    return fn.reshape(img, shape=[1, size[0], size[1]], layout="CHW")
 
 
 def build_pipeline(spec: PipelineSpec, cfg: LoaderConfig, *, augment: bool):
     """Build (but do not start) the DALI pipeline of one rank.
 
-    Outputs: ``images`` (float, N×1×H×W, normalised), ``cls`` and ``idx`` as fixed-width ASCII
+    Outputs: ``images`` (N×1×H×W; float32/float16 normalised, or uint8 grey levels, per
+    ``cfg.output``), ``cls`` and ``idx`` as fixed-width ASCII
     digits (decoded to integers by the loader, see :func:`fpload.formats.decode_int_members`).
     """
     import nvidia.dali.fn as fn
@@ -168,19 +176,28 @@ def build_pipeline(spec: PipelineSpec, cfg: LoaderConfig, *, augment: bool):
                 img = fn.reshape(img, layout="HWC")
         else:
             img = fn.decoders.image(data, device="mixed" if gpu else "cpu", output_type=types.GRAY)
-        normalize = dict(dtype=types.FLOAT, output_layout="CHW", mean=[cfg.mean * 255.0],
-                         std=[cfg.std * 255.0])
+        out_type = {"float32": types.FLOAT, "float16": types.FLOAT16, "uint8": types.UINT8}[cfg.output]
+        fill = float(cfg.background)
         if not (use_fpload or use_stock):
+            if cfg.output == "uint8":
+                if not spec.uniform:
+                    img = fn.crop(img, crop=[h, w], out_of_bounds_policy="pad", fill_values=fill)
+                return _to_chw(img, (h, w)), cls, idx
             # one pass: centre crop/pad to the batch size and normalise (padding in output units)
-            fill = (cfg.background - cfg.mean * 255.0) / (cfg.std * 255.0)
-            img = fn.crop_mirror_normalize(img, crop=[h, w], out_of_bounds_policy="pad",
-                                           fill_values=[fill], **normalize)
+            img = fn.crop_mirror_normalize(
+                img, crop=[h, w], out_of_bounds_policy="pad", dtype=out_type, output_layout="CHW",
+                mean=[cfg.mean * 255.0], std=[cfg.std * 255.0],
+                fill_values=[(fill - cfg.mean * 255.0) / (cfg.std * 255.0)])
             return img, cls, idx
-        img = fn.crop(img, crop=[h, w], out_of_bounds_policy="pad", fill_values=float(cfg.background))
+        if not spec.uniform:
+            img = fn.crop(img, crop=[h, w], out_of_bounds_policy="pad", fill_values=fill)
         if use_fpload:
-            return _augment_fpload(img, cfg, idx, spec), cls, idx
+            return _to_chw(_augment_fpload(img, cfg, idx, spec), (h, w)), cls, idx
         img = _augment_stock(img, cfg.augment.stock, (h, w), cfg.background)
-        img = fn.crop_mirror_normalize(img, **normalize)
+        if cfg.output == "uint8":
+            return _to_chw(img, (h, w)), cls, idx
+        img = fn.crop_mirror_normalize(img, dtype=out_type, output_layout="CHW",
+                                       mean=[cfg.mean * 255.0], std=[cfg.std * 255.0])
         return img, cls, idx
 
     try:

@@ -94,3 +94,21 @@ def test_stock_backend_still_available(packed):
     cfg = AugmentConfig(backend="stock")
     x, _, _ = next(iter(Loader(packed["raw"].path, split="train", batch_size=4, device="cpu", augment=cfg)))
     assert x.shape[0] == 4 and torch.isfinite(x).all()
+
+
+def test_uint8_output_of_the_operators_equals_the_reference(packed):
+    res = packed["raw"]
+    rows = pq.read_table(res.path / "samples.parquet").to_pylist()
+    ops = AugmentOps()
+    loader = Loader(res.path, split="val", batch_size=4, device="cpu", seed=5, augment=ops,
+                    image_size=(48, 48), output="uint8")
+    for k, img in _collect(loader)[0].items():
+        src = np.asarray(Image.open(rows[k]["uri"]).convert("L"))
+        h, w = src.shape
+        canvas = np.full((48, 48), 255, np.uint8)
+        canvas[(48 - h + 1) // 2:(48 - h + 1) // 2 + h, (48 - w + 1) // 2:(48 - w + 1) // 2 + w] = src
+        x = ref.warp([canvas[..., None]], [k], 0, 5, **ops.warp.op_kwargs())
+        x = ref.occlusion(x, [k], 0, 5, **ops.occlusion.op_kwargs())
+        x = ref.photometric(x, [k], 0, 5, **ops.photometric.op_kwargs(), dtype="uint8")
+        assert img.dtype == torch.uint8
+        assert np.abs(img[0].numpy().astype(int) - x[0][..., 0].astype(int)).max() <= 1

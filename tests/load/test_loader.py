@@ -152,3 +152,34 @@ def test_gpu_matches_cpu_without_augmentation(packed):
         for (xc, yc, ic), (xg, yg, ig) in zip(cpu, gpu):
             assert torch.equal(ic, ig.cpu()) and torch.equal(yc, yg.cpu())
             assert torch.allclose(xc, xg.cpu(), atol=1e-5)
+
+
+@pytest.mark.parametrize("encoding", ["png", "raw"])
+def test_output_dtypes(packed, encoding):
+    kw = dict(split="val", batch_size=4, device="cpu", shuffle=False, augment=False, image_size=(48, 48))
+    f32 = _epoch(Loader(packed[encoding].path, **kw))
+    f16 = _epoch(Loader(packed[encoding].path, output="float16", **kw))
+    u8 = _epoch(Loader(packed[encoding].path, output="uint8", **kw))
+    for (a, _, ia), (b, _, ib), (c, _, ic) in zip(f32, f16, u8):
+        assert torch.equal(ia, ib) and torch.equal(ia, ic)
+        assert b.dtype == torch.float16 and c.dtype == torch.uint8 and c.shape == a.shape
+        assert torch.allclose(a, b.float(), atol=1e-2)
+        assert torch.allclose(a, (c.float() / 255 - 0.5) / 0.5, atol=1e-6)
+
+
+def test_uniform_versions_skip_the_crop_and_match(tmp_path):
+    from fpload.catalog import open_catalog
+    from fpload.config import PackConfig
+    from fpload.testing import make_captures
+
+    cat = open_catalog(tmp_path / "c.duckdb")
+    cat.ingest(make_captures(tmp_path / "c", subjects=3, size=(24, 20)))
+    res = pack_version(cat, out=tmp_path, name="u", where="consent",
+                       config=PackConfig(encoding="raw", splits={"train": 1.0}))
+    rows = pq.read_table(res.path / "samples.parquet").to_pylist()
+    loader = Loader(res.path, batch_size=5, device="cpu", shuffle=False, augment=False, output="uint8")
+    assert loader._uniform
+    for x, _, idx in loader:
+        for img, k in zip(x, idx):
+            src = np.asarray(Image.open(rows[int(k)]["uri"]).convert("L"))
+            assert np.array_equal(img[0].numpy(), src)

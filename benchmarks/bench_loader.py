@@ -1,0 +1,28 @@
+"""The loader benchmark (see benchmarks/README.md): `python benchmarks/bench_loader.py --size tiny|small|full`.
+
+A thin script over :func:`fpload.bench.run_loader_bench`, the same as `fpload bench loader`: appends JSON
+lines to OUT/loader.jsonl, prints a table of ratios to the baseline measured in the same run, and draws
+OUT/loader.png. No speed assertions anywhere; the test suite runs it at the tiny size only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    from fpload.bench import SIZE_NAMES, run_loader_bench
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", choices=SIZE_NAMES, default="small", help="preset (default: small)")
+    parser.add_argument("--out", type=Path, default=Path("bench-results"), help="results folder")
+    parser.add_argument("--profile", action="store_true", help="also show what bounds fpload CPU")
+    args = parser.parse_args(argv)
+    run_loader_bench(args.size, args.out, log=lambda m: print(m, file=sys.stderr, flush=True), profile=args.profile)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""Each benchmark runs at the tiny size, so it never rots. No speed assertions: only that every
+contender ran, the JSON lines and the plot were written, and the ratios are against the baseline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fpload.bench import run_catalog_bench, run_loader_bench, run_pack_bench
+
+
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_loader_bench_tiny(plugin, tmp_path, capsys):
+    results = run_loader_bench("tiny", tmp_path, log=lambda m: None)
+    ran = [r for r in results if not r.get("skipped")]
+    assert not [r for r in ran if r.get("error")], [r["error"] for r in ran if r.get("error")]
+    assert {r["encoding"] for r in ran} == {"png", "jpeg", "raw", "raw-lz4"}
+    assert {r["contender"] for r in ran} >= {"fpload-cpu", "fpload-noaug", "dali-stock", "wds-torch", "io-floor"}
+    for r in ran:
+        assert r["samples"] >= 16 and r["samples_per_s"] > 0
+        if r["contender"] != "io-floor":
+            assert r["batch_shape"][1:] == [1, 128, 128]
+            assert r["dtype"] == ("torch.uint8" if r["contender"].endswith("-u8") else "torch.float32")
+        if r["contender"] == "wds-torch":
+            assert r["ratio_vs_baseline"] == pytest.approx(1.0)
+    lines = _lines(tmp_path / "loader.jsonl")
+    assert len(lines) == len(results)
+    assert all(line["size"] == "tiny" and line["cores"] >= 1 and "dali" in line for line in lines)
+    assert (tmp_path / "loader.png").stat().st_size > 0
+    out = capsys.readouterr().out
+    assert "fpload bench loader" in out and "target fpload-cpu" in out
+
+
+def test_pack_bench_tiny(tmp_path, capsys):
+    results = run_pack_bench("tiny", tmp_path, log=lambda m: None)
+    assert not [r for r in results if r.get("error")], [r["error"] for r in results if r.get("error")]
+    assert {(r["contender"], r["workers"]) for r in results} >= {("wds-shardwriter", 1), ("fpload-pack", 1)}
+    for r in results:
+        assert r["samples"] == 40 and r["bytes_written"] > 0 and r["cpu_s"] > 0
+    lines = _lines(tmp_path / "pack.jsonl")
+    assert len(lines) == len(results) and all(line["bench"] == "pack" for line in lines)
+    assert (tmp_path / "pack.png").stat().st_size > 0
+    assert "× wds-shardwriter" in capsys.readouterr().out
+
+
+def test_catalog_bench_tiny_through_the_cli(tmp_path):
+    from typer.testing import CliRunner
+
+    from fpload.cli import app
+
+    res = CliRunner().invoke(app, ["bench", "catalog", "--size", "tiny", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    lines = _lines(tmp_path / "catalog.jsonl")
+    ingest = [line for line in lines if line["op"] == "ingest"]
+    assert len(ingest) == 1 and ingest[0]["rows"] == 40
+    queries = [line for line in lines if line["op"] == "query"]
+    assert queries and all(q["rows"] == 1000 and q["latency_ms"] > 0 for q in queries)
+    assert (tmp_path / "catalog.png").stat().st_size > 0
+
+
+def test_bench_rejects_an_unknown_size(tmp_path):
+    from fpload.errors import UsageError
+
+    with pytest.raises(UsageError, match="huge"):
+        run_catalog_bench("huge", tmp_path)
+
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def _script(name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"_bench_script_{name}", BENCHMARKS / f"bench_{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name", ["loader", "pack", "catalog"])
+def test_scripts_parse_their_arguments(name, capsys):
+    with pytest.raises(SystemExit) as exc:
+        _script(name).main(["--help"])
+    assert exc.value.code == 0
+    assert "--size" in capsys.readouterr().out
+
+
+def test_catalog_script_tiny(tmp_path):
+    assert _script("catalog").main(["--size", "tiny", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "catalog.jsonl").exists()
