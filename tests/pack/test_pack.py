@@ -241,3 +241,13 @@ def test_bad_version_name(tmp_path, catalog):
 
     with pytest.raises(UsageError, match="version name"):
         pack_version(catalog, out=tmp_path, name="../escape", where="consent")
+
+
+@pytest.mark.parametrize("name,size", [("a.png", 0), ("0123456789abcdef0123456789abcdef.json", 1),
+                                       ("k" * 100, 8**11 - 1), ("x.cls", 12), ("y.raw", 262144)])
+def test_ustar_header_equals_tarfile(name, size):
+    from fpload.pack._shard import ustar_header
+
+    ti = tarfile.TarInfo(name)
+    ti.size, ti.mtime, ti.mode, ti.uid, ti.gid, ti.uname, ti.gname = size, 0, 0o644, 0, 0, "", ""
+    assert ustar_header(name, size) == ti.tobuf(format=tarfile.USTAR_FORMAT)
