@@ -68,7 +68,10 @@ def _encoded(tasks: Iterable[tuple], workers: int) -> Iterator[tuple[list[tuple[
         for chunk in _chunks(tasks, _CHUNK):
             yield from encode_batch(chunk)
         return
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("forkserver")) as pool:
+    ctx = get_context("forkserver")
+    # the fork server imports the encoders once; every worker forked from it starts warm
+    ctx.set_forkserver_preload(["fpload.pack._encode", "fpload.features"])
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
         pending: deque = deque()
         chunks = _chunks(tasks, _CHUNK)
         for chunk in chunks:
