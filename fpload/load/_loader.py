@@ -12,7 +12,7 @@ import numpy as np
 from fpload import formats
 from fpload.config import AugmentConfig, LoaderConfig, StockAugmentConfig
 from fpload.errors import DeviceError, FploadError, IntegrityError, UsageError
-from fpload.load._pipeline import READER_NAME, PipelineSpec, build_pipeline
+from fpload.load._pipeline import PipelineSpec, build_pipeline
 from fpload.versions import Version, open_version
 
 
@@ -119,6 +119,9 @@ class Loader:
 
         self.device = self._resolve_device(cfg.device)
         self.split_size = self.version.counts[split]
+        if self.split_size < world_size:
+            raise UsageError(f"split {split!r} has {self.split_size} samples, fewer than the "
+                             f"{world_size} ranks: every rank needs at least one")
         lo = self.split_size * rank // world_size
         hi = self.split_size * (rank + 1) // world_size
         self.rank_size = hi - lo  # this rank's samples in the first epoch (DALI's shard)
@@ -134,7 +137,8 @@ class Loader:
         self.features = list(features or [])
         self._feature_arrays = self._load_features(self.features)
         self._pipe = None
-        self._iter = None
+        self._epoch = 0   # epochs this loader has finished
+        self._batch = 0   # pipeline runs done in the current epoch
 
     # -- set-up ----------------------------------------------------------------------------
     def _resolve_device(self, device: str) -> str:
@@ -215,13 +219,9 @@ class Loader:
             split_size=self.split_size, uniform=self._uniform)
 
     def _build(self):
-        from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
-
         self._pipe = build_pipeline(self._spec(), self.config, augment=self.augment)
-        policy = LastBatchPolicy.PARTIAL if self.config.last_batch == "partial" else LastBatchPolicy.DROP
         try:
-            self._iter = DALIGenericIterator(self._pipe, ["images", "cls", "idx"], reader_name=READER_NAME,
-                                             last_batch_policy=policy, auto_reset=True)
+            self._pipe.build()
         except RuntimeError as err:
             self._raise_data_error(err)
 
@@ -234,30 +234,64 @@ class Loader:
                           f"{str(err).strip().splitlines()[0]}") from err
 
     # -- iteration -------------------------------------------------------------------------
+    def _epoch_batches(self, epoch: int) -> tuple[int, int]:
+        """``(pipeline runs, samples in the last run)`` of this rank in ``epoch``.
+
+        Without ``stick_to_shard`` DALI's reader moves rank r to shard ``(r + epoch) % world`` each
+        epoch and pads its last batch (``pad_last_batch``), so an epoch is ``ceil(S / batch)`` runs
+        whose last one holds ``S - (runs - 1) * batch`` real samples.
+        """
+        shard = (self.rank + epoch) % self.world_size
+        size = (self.split_size * (shard + 1) // self.world_size
+                - self.split_size * shard // self.world_size)
+        runs = max(1, -(-size // self.config.batch_size))
+        return runs, size - (runs - 1) * self.config.batch_size
+
     def __len__(self) -> int:
         """Batches this rank yields per epoch."""
         if self.config.last_batch == "drop":
             return self.rank_size // self.config.batch_size
         return math.ceil(self.rank_size / self.config.batch_size)
 
-    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+    def _images(self, out, n: int):
+        """The batch's images as a torch tensor: CPU outputs without a copy (the array keeps DALI's
+        buffer alive), GPU outputs copied on the current CUDA stream."""
         import torch
 
-        if self._iter is None:
+        tensor = out.as_tensor()
+        if self.device == "cpu":
+            images = torch.from_numpy(np.asarray(tensor))
+        else:
+            from nvidia.dali.plugin.pytorch import feed_ndarray, to_torch_type
+
+            images = torch.empty(tensor.shape(), dtype=to_torch_type[tensor.dtype], device="cuda")
+            feed_ndarray(tensor, images, cuda_stream=torch.cuda.current_stream())
+        return images[:n]
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        """The rest of the current epoch (a loop that broke off early is resumed, as with any
+        iterator over a stream); the next ``for`` starts the next epoch."""
+        import torch
+
+        if self._pipe is None:
             self._build()
-        weights = torch.tensor(10 ** np.arange(formats.INT_MEMBER_WIDTH - 1, -1, -1), dtype=torch.int64)
-        it = iter(self._iter)
+        weights = np.asarray(10 ** np.arange(formats.INT_MEMBER_WIDTH - 1, -1, -1), dtype=np.int64)
         while True:
-            try:
-                batch = next(it)
-            except StopIteration:
+            runs, last = self._epoch_batches(self._epoch)
+            if self._batch >= runs:
+                self._epoch, self._batch = self._epoch + 1, 0
                 return
+            self._batch += 1
+            try:
+                outs = self._pipe.run()
             except RuntimeError as err:
                 self._raise_data_error(err)
-            out = batch[0]
-            images = out["images"]
-            labels = (out["cls"].to(torch.int64) - ord("0")) @ weights
-            index = (out["idx"].to(torch.int64) - ord("0")) @ weights
+            n = self.config.batch_size if self._batch < runs else last
+            if n < self.config.batch_size and self.config.last_batch == "drop":
+                continue
+            images = self._images(outs[0], n)
+            digits = [np.asarray(outs[k].as_tensor())[:n].astype(np.int64) - ord("0") for k in (1, 2)]
+            labels, index = (torch.from_numpy(d @ weights) for d in digits)
             if self._feature_arrays:
                 feats = self._gather(index)
             if self.device == "gpu":

@@ -183,3 +183,15 @@ def test_uniform_versions_skip_the_crop_and_match(tmp_path):
         for img, k in zip(x, idx):
             src = np.asarray(Image.open(rows[int(k)]["uri"]).convert("L"))
             assert np.array_equal(img[0].numpy(), src)
+
+
+def test_more_ranks_than_samples_is_a_clear_error(packed):
+    with pytest.raises(UsageError, match="fewer than the 100 ranks"):
+        Loader(packed["raw"].path, split="test", rank=0, world_size=100)
+
+
+def test_batches_stay_valid_after_later_batches(packed):
+    """CPU batches share DALI's buffers without a copy: earlier batches must not change."""
+    loader = Loader(packed["raw"].path, split="train", batch_size=3, device="cpu", augment=False)
+    kept = [(x, x.clone()) for _ in range(3) for x, _, _ in loader]
+    assert all(torch.equal(a, b) for a, b in kept)
