@@ -126,6 +126,15 @@ def features_chunk_samples(shard_max_samples: int | None, samples: int) -> int:
     return max(1, min(chunk, samples))
 
 
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file, read in 1 MiB blocks (how the manifest pins shards and samples.parquet)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def tree_digest(path: str | Path) -> tuple[str, int]:
     """sha256 over the sorted ``(relative path, file sha256)`` pairs of a folder, and its byte size:
     how the manifest pins a folder such as ``features.zarr``."""

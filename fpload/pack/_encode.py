@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 from datetime import datetime
@@ -99,12 +98,3 @@ def encode_sample(task: tuple) -> tuple[list[tuple[str, bytes]], dict[str, dict[
 def encode_batch(tasks: list[tuple]) -> list[tuple[list[tuple[str, bytes]], dict | None]]:
     """Encode a chunk of samples (one inter-process round trip per chunk)."""
     return [encode_sample(t) for t in tasks]
-
-
-def digest_file(path: str) -> str:
-    """sha256 of a file, read in 1 MiB blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()

@@ -23,7 +23,7 @@ from fpload import formats
 from fpload.catalog import Catalog, combine_where
 from fpload.config import PackConfig
 from fpload.errors import UsageError, VersionConflictError, VersionNotFoundError
-from fpload.pack._encode import encode_batch, digest_file
+from fpload.pack._encode import encode_batch
 from fpload.pack._plan import PackPlan, plan_version
 from fpload.pack._shard import ShardInfo, ShardWriter
 
@@ -221,7 +221,7 @@ def pack_version(catalog: Catalog, *, out: str | Path, name: str, where: str | N
             "counts": plan.counts(),
             "shards": [s.to_dict() for s in shards],
             "samples_file": {"file": formats.SAMPLES_NAME,
-                             "sha256": digest_file(str(tmp / formats.SAMPLES_NAME)),
+                             "sha256": formats.file_sha256(tmp / formats.SAMPLES_NAME),
                              "bytes": (tmp / formats.SAMPLES_NAME).stat().st_size},
         }
         if features is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -14,14 +13,6 @@ import pyarrow.parquet as pq
 
 from fpload import formats
 from fpload.errors import IntegrityError, ShardNotFoundError, VersionError, VersionNotFoundError
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -101,10 +92,10 @@ class Version:
                 problems.append(f"shard {s['file']}: {size} bytes, manifest says {s['bytes']} (altered)")
                 continue
             if level == "sha256":
-                if _sha256(tar) != s["sha256"]:
+                if formats.file_sha256(tar) != s["sha256"]:
                     problems.append(f"shard {s['file']}: sha256 differs from the manifest (altered)")
                 if idx.exists():
-                    if _sha256(idx) != s["index_sha256"]:
+                    if formats.file_sha256(idx) != s["index_sha256"]:
                         problems.append(f"shard {s['file']}: index {s['index_file']} altered (sha256 differs)")
                     else:
                         head = idx.read_text().split("\n", 1)[0].split()
@@ -116,7 +107,7 @@ class Version:
             path = self.path / sf["file"]
             if not path.exists():
                 problems.append(f"{sf['file']}: missing")
-            elif _sha256(path) != sf["sha256"]:
+            elif formats.file_sha256(path) != sf["sha256"]:
                 problems.append(f"{sf['file']}: sha256 differs from the manifest (altered)")
             per_split: dict[str, int] = {}
             for s in self.shards():
