@@ -179,11 +179,10 @@ class Loader:
                 "lower batch_size or prefetch")
 
     def _load_features(self, names: list[str]) -> dict[str, Any]:
-        """The requested feature arrays as torch tensors (host, or GPU when they fit)."""
+        """The requested feature arrays: NumPy in host memory, or torch tensors on the GPU when
+        they take under a quarter of its free memory."""
         if not names:
             return {}
-        import torch
-
         from fpload.features import open_features
 
         cache = open_features(self.version)
@@ -191,17 +190,31 @@ class Loader:
         if unknown:
             raise UsageError(f"version {self.version.name}/{self.version.id} has no feature "
                              f"{unknown[0]!r} (features: {', '.join(cache.names)})")
-        arrays = {n: torch.from_numpy(np.ascontiguousarray(cache.load(n))) for n in names}
+        arrays = {n: np.ascontiguousarray(cache.load(n)) for n in names}
         if self.device == "gpu":
+            import torch
+
             free, _ = torch.cuda.mem_get_info()
-            if sum(a.numel() * a.element_size() for a in arrays.values()) < free / 4:
-                arrays = {n: a.to("cuda") for n, a in arrays.items()}
+            if sum(a.nbytes for a in arrays.values()) < free / 4:
+                return {n: torch.from_numpy(a).to("cuda") for n, a in arrays.items()}
         return arrays
 
     def _gather(self, index) -> dict[str, Any]:
+        """Rows of every requested feature for the batch: one take / index_select per array.
+
+        Host arrays are gathered with NumPy rather than torch, whose OpenMP threads would spin
+        beside DALI's after each op and slow the pipeline."""
+        import torch
+
         out = {}
+        host_index = None
         for name, table in self._feature_arrays.items():
-            rows = table.index_select(0, index.to(table.device))
+            if isinstance(table, np.ndarray):
+                if host_index is None:
+                    host_index = index.cpu().numpy()
+                rows = torch.from_numpy(np.take(table, host_index, axis=0))
+            else:
+                rows = table.index_select(0, index.to(table.device))
             out[name] = rows.to(self._torch_device, non_blocking=True)
         return out
 
