@@ -19,6 +19,7 @@ Environment variables (all read here, nowhere else):
 - ``FPLOAD_DEBUG``: when set, the CLI shows tracebacks of user errors.
 - ``FPLOAD_WORKERS``: default worker-process count of ``fpload pack`` and ``fpload synth``.
 - ``FPLOAD_PLUGIN``: path of the fpload DALI operator plugin, instead of the built-in location.
+- ``FPLOAD_TUNE_MALLOC``: ``0`` keeps glibc's malloc defaults (see :mod:`fpload.load._malloc`).
 """
 
 from __future__ import annotations
@@ -52,6 +53,11 @@ def env_workers() -> int:
 def env_debug() -> bool:
     """Whether ``FPLOAD_DEBUG`` asks for tracebacks."""
     return bool(os.environ.get("FPLOAD_DEBUG"))
+
+
+def env_tune_malloc() -> bool:
+    """``FPLOAD_TUNE_MALLOC`` (default on): let the Loader raise glibc's mmap threshold."""
+    return os.environ.get("FPLOAD_TUNE_MALLOC", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 def env_plugin_path() -> str | None:
@@ -173,6 +179,8 @@ class LoaderConfig(FrozenConfig):
     - ``mean``/``std``: normalisation on the 0–1 scale.
     - ``output``: ``float32`` (default) or ``float16`` normalised images, or ``uint8`` grey levels
       (4× less memory traffic; normalise on the GPU in the training step).
+    - ``tune_host_malloc``: keep DALI's large batch buffers in glibc's heap rather than fresh
+      mmaps (process-wide; see :mod:`fpload.load._malloc`; ``FPLOAD_TUNE_MALLOC=0`` overrides).
     """
 
     batch_size: int = Field(64, ge=1)
@@ -189,6 +197,7 @@ class LoaderConfig(FrozenConfig):
     output: Literal["float32", "float16", "uint8"] = "float32"
     last_batch: Literal["partial", "drop"] = "partial"
     verify: Literal["size", "sha256", "none"] = "size"
+    tune_host_malloc: bool = True
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
 
     @field_validator("image_size")

@@ -10,8 +10,9 @@ from typing import Any, Iterator
 import numpy as np
 
 from fpload import formats
-from fpload.config import AugmentConfig, LoaderConfig, StockAugmentConfig
+from fpload.config import AugmentConfig, LoaderConfig, StockAugmentConfig, env_tune_malloc
 from fpload.errors import DeviceError, FploadError, IntegrityError, UsageError
+from fpload.load._malloc import tune_host_malloc
 from fpload.load._pipeline import PipelineSpec, build_pipeline
 from fpload.versions import Version, open_version
 
@@ -232,6 +233,8 @@ class Loader:
             split_size=self.split_size, uniform=self._uniform)
 
     def _build(self):
+        if self.config.tune_host_malloc and env_tune_malloc():
+            tune_host_malloc()
         self._pipe = build_pipeline(self._spec(), self.config, augment=self.augment)
         try:
             self._pipe.build()
