@@ -9,16 +9,10 @@ void FploadOcclusion<dali::CPUBackend>::RunImpl(dali::Workspace &ws) {
   auto &out = ws.Output<dali::CPUBackend>(0);
   out.SetLayout("HWC");
   auto &pool = ws.GetThreadPool();
-  const int n = in.num_samples();
-  std::vector<int> rows(n);
-  std::vector<int64_t> row_cost(n), cost(n);
-  for (int i = 0; i < n; ++i) {
-    auto s = in.shape().tensor_shape_span(i);
-    rows[i] = static_cast<int>(s[0]);
-    row_cost[i] = s[1];
-    cost[i] = s[0] * s[1];
-  }
-  run_row_blocks(pool, plan_row_blocks(rows, cost, pool.NumThreads()), row_cost,
+  const BatchRows br(in.shape());
+  const auto &rows = br.rows;
+  const auto &row_cost = br.width;
+  run_row_blocks(pool, plan_row_blocks(rows, br.cost, pool.NumThreads()), row_cost,
                  [&](const RowBlock &b) {
     occlusion_rows_cpu(params_[b.sample], in.tensor<uint8_t>(b.sample),
                        out.mutable_tensor<uint8_t>(b.sample), rows[b.sample],

@@ -68,6 +68,26 @@ inline float read_prob(const dali::OpSpec &spec, const char *op, const char *nam
   return p;
 }
 
+/// Rows, row widths (pixels) and pixel counts of the samples of a batch of HWC images.
+struct BatchRows {
+  std::vector<int> rows;
+  std::vector<int64_t> width, cost;
+
+  template <typename Shape>
+  explicit BatchRows(const Shape &shape) {
+    const int n = shape.num_samples();
+    rows.resize(n);
+    width.resize(n);
+    cost.resize(n);
+    for (int i = 0; i < n; ++i) {
+      auto s = shape.tensor_shape_span(i);
+      rows[i] = static_cast<int>(s[0]);
+      width[i] = s[1];
+      cost[i] = s[0] * s[1];
+    }
+  }
+};
+
 /// One CPU task: rows [y0, y1) of sample `sample`.
 struct RowBlock {
   int sample, y0, y1;

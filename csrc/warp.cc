@@ -10,14 +10,9 @@ void FploadWarp<dali::CPUBackend>::RunImpl(dali::Workspace &ws) {
   out.SetLayout("HWC");
   auto &pool = ws.GetThreadPool();
   const int n = in.num_samples();
-  std::vector<int> rows(n);
-  std::vector<int64_t> row_cost(n), cost(n);
-  for (int i = 0; i < n; ++i) {
-    auto os = out.shape().tensor_shape_span(i);
-    rows[i] = static_cast<int>(os[0]);
-    row_cost[i] = os[1];
-    cost[i] = os[0] * os[1];
-  }
+  const BatchRows br(out.shape());
+  const auto &rows = br.rows;
+  const auto &row_cost = br.width;
   xtaps_.resize(n);
   // per sample, before its rows: the foreground centre and the distortion x taps
   auto prepare = [&](int i) {
@@ -36,14 +31,14 @@ void FploadWarp<dali::CPUBackend>::RunImpl(dali::Workspace &ws) {
                   static_cast<int>(is[1]), out.mutable_tensor<uint8_t>(i), rows[i],
                   static_cast<int>(row_cost[i]), y0, y1, args_.nearest, args_.fill, &xtaps_[i]);
   };
-  auto blocks = plan_row_blocks(rows, cost, pool.NumThreads());
+  auto blocks = plan_row_blocks(rows, br.cost, pool.NumThreads());
   if (static_cast<int>(blocks.size()) == n) {  // one task per sample
     run_row_blocks(pool, blocks, row_cost, [&](const RowBlock &b) {
       prepare(b.sample);
       rows_of(b.sample, b.y0, b.y1);
     });
   } else {  // a small batch: row blocks, after a pass that prepares every sample
-    for (int i = 0; i < n; ++i) pool.AddWork([&, i](int) { prepare(i); }, cost[i]);
+    for (int i = 0; i < n; ++i) pool.AddWork([&, i](int) { prepare(i); }, br.cost[i]);
     pool.RunAll();
     run_row_blocks(pool, blocks, row_cost,
                    [&](const RowBlock &b) { rows_of(b.sample, b.y0, b.y1); });
