@@ -71,7 +71,7 @@ class Loader:
     ``features=["quality", "orientation"]`` adds a fourth element to every batch: a dict of those
     arrays of the version's feature cache (``features.zarr``), rows aligned with ``index``, on
     the images' device. The arrays are read once into host memory (onto the GPU when they take
-    under a quarter of its free memory) and gathered per batch with one ``index_select`` each.
+    under a quarter of its free memory) and gathered per batch with one take per array.
 
     ``augment`` is True (use ``config.augment``), False, an :class:`AugmentConfig`, or the
     parameters of one backend: an :class:`fpload.ops.AugmentOps` (the csrc operators, the default
@@ -119,6 +119,11 @@ class Loader:
         self.rank, self.world_size = rank, world_size
 
         self.device = self._resolve_device(cfg.device)
+        if self.augment and cfg.augment.enabled and cfg.augment.backend == "fpload":
+            from fpload.ops import load_plugin, require_gpu_backend
+
+            # fail here, not at the first batch, when the plugin is missing or lacks a backend
+            require_gpu_backend() if self.device == "gpu" else load_plugin()
         self.split_size = self.version.counts[split]
         if self.split_size < world_size:
             raise UsageError(f"split {split!r} has {self.split_size} samples, fewer than the "

@@ -112,3 +112,19 @@ def test_uint8_output_of_the_operators_equals_the_reference(packed):
         x = ref.photometric(x, [k], 0, 5, **ops.photometric.op_kwargs(), dtype="uint8")
         assert img.dtype == torch.uint8
         assert np.abs(img[0].numpy().astype(int) - x[0][..., 0].astype(int)).max() <= 1
+
+
+def test_missing_plugin_fails_at_construction_with_a_clear_error(packed, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    code = ("from fpload.load import Loader\n"
+            "from fpload.errors import PluginError\n"
+            f"try:\n    Loader({str(packed['raw'].path)!r}, device='cpu')\n"
+            "except PluginError as e:\n    print('PluginError:', e)\n"
+            f"Loader({str(packed['raw'].path)!r}, device='cpu', augment=False)\nprint('plain ok')\n")
+    env = {**os.environ, "FPLOAD_PLUGIN": str(tmp_path / "missing.so")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert "PluginError:" in out.stdout and "missing.so" in out.stdout and "fpload ops build" in out.stdout
+    assert "plain ok" in out.stdout
