@@ -27,6 +27,22 @@ def _dist_rank_world() -> tuple[int, int]:
     return 0, 1
 
 
+def _dali_message(err: Exception) -> str:
+    """The informative line of a DALI pipeline error (which names the operator's own message and
+    the failing sample's source, e.g. ``shards/train-000000.tar:512:<key>.lz4``)."""
+    import re
+
+    text = str(err)
+    m = re.search(r'Assert on ".*?" failed: (.+)', text)
+    if m:
+        return m.group(1).strip()
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    if "encountered:" in lines and lines.index("encountered:") + 1 < len(lines):
+        return lines[lines.index("encountered:") + 1]
+    useful = [ln for ln in lines if not ln.startswith("Critical error") and "no longer valid" not in ln]
+    return (useful or lines or [type(err).__name__])[0]
+
+
 def gpu_available() -> bool:
     """Whether a CUDA GPU is visible to torch (DALI's GPU placement needs the same)."""
     try:
@@ -119,7 +135,8 @@ class Loader:
         self.rank, self.world_size = rank, world_size
 
         self.device = self._resolve_device(cfg.device)
-        if self.augment and cfg.augment.enabled and cfg.augment.backend == "fpload":
+        uses_ops = self.augment and cfg.augment.enabled and cfg.augment.backend == "fpload"
+        if uses_ops or (self.version.encoding == "raw-lz4" and self.device == "cpu"):
             from fpload.ops import load_plugin, require_gpu_backend
 
             # fail here, not at the first batch, when the plugin is missing or lacks a backend
@@ -252,7 +269,7 @@ class Loader:
             raise IntegrityError(f"version {self.version.name}/{self.version.id}: "
                                  + "; ".join(problems)) from err
         raise FploadError(f"loading split {self.split!r} of {self.version.path} failed: "
-                          f"{str(err).strip().splitlines()[0]}") from err
+                          f"{_dali_message(err)}") from err
 
     # -- iteration -------------------------------------------------------------------------
     def _epoch_batches(self, epoch: int) -> tuple[int, int]:

@@ -57,15 +57,6 @@ class EpochSchedule:
         return cycles * self._world + e
 
 
-def _inflate_lz4_cpu(data: np.ndarray, shape: np.ndarray) -> np.ndarray:
-    """CPU twin of ``fn.decoders.inflate`` for LZ4 blocks (used until the csrc CPU inflate lands)."""
-    import lz4.block
-
-    h, w, c = (int(x) for x in shape)
-    out = lz4.block.decompress(data.tobytes(), uncompressed_size=h * w * c)
-    return np.frombuffer(out, dtype=np.uint8).reshape(h, w, c)
-
-
 def _augment_stock(img, aug: StockAugmentConfig, size: tuple[int, int], background: int):
     """Rotation + scale + translation in one affine warp, then brightness/contrast and noise."""
     import nvidia.dali.fn as fn
@@ -150,10 +141,11 @@ def build_pipeline(spec: PipelineSpec, cfg: LoaderConfig, *, augment: bool):
     h, w = spec.image_size
     use_fpload = augment and cfg.augment.enabled and cfg.augment.backend == "fpload"
     use_stock = augment and cfg.augment.enabled and cfg.augment.backend == "stock"
-    if use_fpload:
+    if use_fpload or (spec.encoding == "raw-lz4" and not gpu):
         from fpload.ops import load_plugin, require_gpu_backend
 
-        require_gpu_backend() if gpu else load_plugin()  # PluginError names what is missing
+        # PluginError names what is missing
+        require_gpu_backend() if gpu and use_fpload else load_plugin()
 
     @pipeline_def(batch_size=cfg.batch_size, num_threads=spec.num_threads, device_id=spec.device_id,
                   seed=cfg.seed * 1_000_003 + spec.rank, prefetch_queue_depth=cfg.prefetch,
@@ -172,8 +164,7 @@ def build_pipeline(spec: PipelineSpec, cfg: LoaderConfig, *, augment: bool):
             if gpu:
                 img = fn.decoders.inflate(data.gpu(), shape=outs[1], algorithm="LZ4", layout="HWC")
             else:
-                img = fn.python_function(data, outs[1], function=_inflate_lz4_cpu, num_outputs=1)
-                img = fn.reshape(img, layout="HWC")
+                img = fn.fpload_inflate(data, outs[1])  # the plugin's CPU twin of decoders.inflate
         else:
             img = fn.decoders.image(data, device="mixed" if gpu else "cpu", output_type=types.GRAY)
         out_type = {"float32": types.FLOAT, "float16": types.FLOAT16, "uint8": types.UINT8}[cfg.output]

@@ -195,3 +195,18 @@ def test_batches_stay_valid_after_later_batches(packed):
     loader = Loader(packed["raw"].path, split="train", batch_size=3, device="cpu", augment=False)
     kept = [(x, x.clone()) for _ in range(3) for x, _, _ in loader]
     assert all(torch.equal(a, b) for a, b in kept)
+
+
+def test_corrupt_sample_inside_an_intact_size_shard_is_named(tmp_path, catalog):
+    from fpload.config import PackConfig
+    from fpload.errors import FploadError
+
+    res = pack_version(catalog, out=tmp_path, name="z", where="consent",
+                       config=PackConfig(encoding="raw-lz4", splits={"train": 1.0}))
+    shard = sorted((res.path / "shards").glob("*.tar"))[0]
+    data = bytearray(shard.read_bytes())
+    data[512:552] = b"\xff" * 40  # the first sample's LZ4 block, same shard size
+    shard.write_bytes(bytes(data))
+    with pytest.raises(FploadError, match=rf"fpload_inflate: sample \d+ \(.*{shard.name}:512:.*\.lz4\)"):
+        for _ in Loader(res.path, batch_size=4, device="cpu", augment=False):
+            pass
