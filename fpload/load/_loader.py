@@ -13,7 +13,7 @@ from fpload import formats
 from fpload.config import AugmentConfig, LoaderConfig, StockAugmentConfig, env_tune_malloc
 from fpload.errors import DeviceError, FploadError, IntegrityError, UsageError
 from fpload.load._malloc import tune_host_malloc
-from fpload.load._pipeline import PipelineSpec, build_pipeline
+from fpload.load._pipeline import EpochSchedule, PipelineSpec, build_pipeline
 from fpload.versions import Version, open_version
 
 
@@ -145,9 +145,8 @@ class Loader:
         if self.split_size < world_size:
             raise UsageError(f"split {split!r} has {self.split_size} samples, fewer than the "
                              f"{world_size} ranks: every rank needs at least one")
-        lo = self.split_size * rank // world_size
-        hi = self.split_size * (rank + 1) // world_size
-        self.rank_size = hi - lo  # this rank's samples in the first epoch (DALI's shard)
+        self._schedule = EpochSchedule(self.split_size, cfg.batch_size, rank, world_size)
+        self.rank_size = self._schedule.samples[0]  # this rank's samples in the first epoch
         if cfg.last_batch == "drop" and self.split_size // world_size < cfg.batch_size:
             raise UsageError(
                 f"batch_size {cfg.batch_size} is larger than a rank's share of split {split!r} "
@@ -272,19 +271,6 @@ class Loader:
                           f"{_dali_message(err)}") from err
 
     # -- iteration -------------------------------------------------------------------------
-    def _epoch_batches(self, epoch: int) -> tuple[int, int]:
-        """``(pipeline runs, samples in the last run)`` of this rank in ``epoch``.
-
-        Without ``stick_to_shard`` DALI's reader moves rank r to shard ``(r + epoch) % world`` each
-        epoch and pads its last batch (``pad_last_batch``), so an epoch is ``ceil(S / batch)`` runs
-        whose last one holds ``S - (runs - 1) * batch`` real samples.
-        """
-        shard = (self.rank + epoch) % self.world_size
-        size = (self.split_size * (shard + 1) // self.world_size
-                - self.split_size * shard // self.world_size)
-        runs = max(1, -(-size // self.config.batch_size))
-        return runs, size - (runs - 1) * self.config.batch_size
-
     def __len__(self) -> int:
         """Batches this rank yields per epoch."""
         if self.config.last_batch == "drop":
@@ -315,7 +301,7 @@ class Loader:
             self._build()
         weights = np.asarray(10 ** np.arange(formats.INT_MEMBER_WIDTH - 1, -1, -1), dtype=np.int64)
         while True:
-            runs, last = self._epoch_batches(self._epoch)
+            runs, last = self._schedule.runs(self._epoch)
             if self._batch >= runs:
                 self._epoch, self._batch = self._epoch + 1, 0
                 return

@@ -9,7 +9,7 @@ import numpy as np
 
 from fpload import formats
 from fpload.config import LoaderConfig, StockAugmentConfig
-from fpload.errors import DeviceError, UsageError
+from fpload.errors import DeviceError
 
 #: extensions an encoded (passthrough/png/jpeg) image member may have
 ENCODED_EXTS = "png;jpg;jp2;tiff;bmp"
@@ -44,9 +44,18 @@ class EpochSchedule:
 
     def __init__(self, split_size: int, batch_size: int, rank: int, world_size: int):
         sizes = [split_size * (s + 1) // world_size - split_size * s // world_size for s in range(world_size)]
-        self._per_epoch = [max(1, -(-sizes[(rank + e) % world_size] // batch_size)) for e in range(world_size)]
+        #: samples this rank reads in epoch e is ``self.samples[e % world_size]``
+        self.samples = [sizes[(rank + e) % world_size] for e in range(world_size)]
+        self._per_epoch = [max(1, -(-n // batch_size)) for n in self.samples]
+        self._batch = batch_size
         self._cycle = sum(self._per_epoch)
         self._world = world_size
+
+    def runs(self, epoch: int) -> tuple[int, int]:
+        """``(pipeline runs, real samples in the last run)`` of this rank in ``epoch``."""
+        e = epoch % self._world
+        runs = self._per_epoch[e]
+        return runs, self.samples[e] - (runs - 1) * self._batch
 
     def epoch_of(self, iteration: int) -> int:
         cycles, rest = divmod(iteration, self._cycle)

@@ -29,26 +29,16 @@ def synth_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
 ) -> None:
     """Generate realistic synthetic fingerprints with ground truth (minutiae, class, quality)."""
-    from fpload.synth._config import SynthConfig
-    from fpload.synth._generate import run_synthesis
+    from fpload.synth._generate import synthesize
     from fpload.synth._preview import write_preview
 
-    config = SynthConfig(
-        subjects=subjects,
-        fingers=fingers,
-        impressions=impressions,
-        seed=seed,
-        size=size,
-        ppi=ppi,
-        fmt=fmt,
-        workers=workers,
-    )
     if preview is not None and preview.suffix.lower() != ".png":
         raise UsageError(f"--preview: {str(preview)!r} must name a .png file")
-    result = run_synthesis(out, config, progress=progress)
+    result = synthesize(out, subjects=subjects, fingers=fingers, impressions=impressions, seed=seed,
+                        size=size, ppi=ppi, fmt=fmt, workers=workers, progress=progress)
     summary = result.to_dict()
     if preview is not None:
-        summary["preview"] = str(write_preview(preview, config))
+        summary["preview"] = str(write_preview(preview, result.config))
     if as_json:
         typer.echo(json.dumps(summary, sort_keys=True))
     else:

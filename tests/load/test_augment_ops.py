@@ -83,6 +83,8 @@ def test_epoch_schedule_counts_padded_batches(split_size, batch, world):
         s = EpochSchedule(split_size, batch, rank, world)
         per = [-(-(split_size * (r + 1) // world - split_size * r // world) // batch) or 1
                for r in [(rank + e) % world for e in range(2 * world)]]
+        for e, n in enumerate(per):
+            assert s.runs(e)[0] == n and 1 <= s.runs(e)[1] <= batch
         it = 0
         for e, n in enumerate(per):
             for _ in range(n):
