@@ -59,7 +59,7 @@ def _catalog(root: Path, samples: int, size: int):
 
 
 def bench_pack_and_reuse(root: Path, samples: int, new: int, size: int, workers: int) -> list[dict]:
-    from fpload.config import PackConfig
+    from fpload.pack import PackConfig
     from fpload.features import FeaturesConfig
     from fpload.pack import pack_version
     from fpload.testing import make_captures

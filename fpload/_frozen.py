@@ -1,7 +1,7 @@
 """FrozenConfig: the base of every config model (frozen, no unknown keys, dict and YAML round trips).
 
 It lives in its own ground-floor module so that stage packages (e.g. ``fpload.features``) can
-define config models that :mod:`fpload.config` composes, without an import cycle.
+define their config models on one base (see :mod:`fpload.config` for the ground floor).
 """
 
 from __future__ import annotations

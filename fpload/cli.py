@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from fpload.config import env_debug, env_workers
+from fpload.config import bundled_configs, configs_root, env_debug, env_workers, resolve_config
 from fpload.errors import FploadError, UsageError
 
 app = typer.Typer(
@@ -42,6 +42,11 @@ RevOpt = typer.Option(None, "--rev", "-r", help="Catalog revision to read (defau
 
 def _print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def _filter_path(value: str | None) -> Path | None:
+    """A ``--filter`` value as a file: a path, or a bundled filter's name."""
+    return resolve_config(value, "filters") if value else None
 
 
 def _open(path: Path, create: bool = False):
@@ -88,7 +93,8 @@ def catalog_ingest(
 def catalog_query(
     where: Optional[str] = typer.Argument(None, help="SQL WHERE expression, e.g. \"finger IN (2,7) AND consent\"."),
     catalog: Path = CatalogOpt,
-    filter_file: Optional[Path] = typer.Option(None, "--filter", "-f", help="YAML filter file (configs/filters/)."),
+    filter_file: Optional[str] = typer.Option(None, "--filter", "-f", help="YAML filter: a file, or a bundled "
+                                              "filter's name (`fpload configs`), e.g. consented."),
     rev: Optional[int] = RevOpt,
     columns: str = typer.Option("sample_id,subject_id,finger,impression,sensor,quality,split,consent",
                                 "--columns", help="Comma-separated columns to show ('*' for all)."),
@@ -107,7 +113,7 @@ def catalog_query(
 
     cols = list(SAMPLE_COLUMNS) if columns.strip() == "*" else [c.strip() for c in columns.split(",") if c.strip()]
     with _open(catalog) as cat:
-        table = cat.query(where, filter=filter_file, revision=rev, columns=cols)
+        table = cat.query(where, filter=_filter_path(filter_file), revision=rev, columns=cols)
         revision = cat.revision(rev).rev
     if count:
         _print_json({"count": table.num_rows, "revision": revision}) if as_json else out.print(table.num_rows)
@@ -192,9 +198,11 @@ def catalog_update(
 @app.command("pack")
 def pack(
     where: Optional[str] = typer.Option(None, "--where", help="SQL WHERE expression selecting samples."),
-    filter_file: Optional[Path] = typer.Option(None, "--filter", "-f", help="YAML filter file (configs/filters/)."),
+    filter_file: Optional[str] = typer.Option(None, "--filter", "-f", help="YAML filter: a file, or a bundled "
+                                              "filter's name (`fpload configs`), e.g. consented."),
     catalog: Path = CatalogOpt,
-    config: Optional[Path] = typer.Option(None, "--config", help="Pack config YAML (configs/pack/)."),
+    config: Optional[str] = typer.Option(None, "--config", help="Pack config: a YAML file, or a bundled "
+                                         "config's name (`fpload configs`), e.g. demo, raw-lz4."),
     out_root: Path = typer.Option(..., "--out", "-o", help="Root folder of versions (ROOT/NAME/ID)."),
     name: str = typer.Option(..., "--name", "-n", help="Version name, e.g. 'index-fingers'."),
     rev: Optional[int] = RevOpt,
@@ -211,18 +219,17 @@ def pack(
     samples.parquet and manifest.json (last). The same query, catalog revision and config give the
     same id and byte-identical files; packing it again changes nothing.
 
-    Example: fpload pack --where "finger IN (2,7) AND consent" --config configs/pack/raw.yaml \\
+    Example: fpload pack --where "finger IN (2,7) AND consent" --config raw-lz4 \\
              --out versions --name index-fingers
     """
-    from fpload.config import PackConfig
-    from fpload.pack import pack_version
+    from fpload.pack import PackConfig, pack_version
 
     if where is None and filter_file is None:
         raise UsageError("give --where EXPR and/or --filter FILE (use --where consent to take every "
                          "consented sample)")
-    cfg = PackConfig.from_yaml(config) if config else PackConfig()
+    cfg = PackConfig.from_yaml(resolve_config(config, "pack")) if config else PackConfig()
     with _open(catalog) as cat:
-        res = pack_version(cat, out=out_root, name=name, where=where, filter=filter_file, config=cfg,
+        res = pack_version(cat, out=out_root, name=name, where=where, filter=_filter_path(filter_file), config=cfg,
                            revision=rev, parent=parent, workers=workers or env_workers(), progress=not as_json)
     if as_json:
         _print_json({"path": str(res.path), "version_id": res.version_id, "created": res.created,
@@ -336,24 +343,43 @@ def preview(
     split: str = typer.Option("train", "--split", help="Split to show."),
     samples: int = typer.Option(6, "--samples", "-n", min=1, help="Rows: samples shown."),
     draws: int = typer.Option(3, "--draws", min=1, help="Augmentations per sample (epochs 0, 1, ...)."),
-    config: Optional[Path] = typer.Option(None, "--config", help="Loader config YAML (default: configs/loader/train.yaml)."),
+    config: str = typer.Option("train", "--config", help="Loader config: a YAML file or a bundled config's name "
+                                "(`fpload configs`)."),
     device: str = typer.Option("cpu", "--device", help="gpu or cpu."),
     seed: int = typer.Option(0, "--seed", help="Augmentation seed."),
 ) -> None:
     """Draw samples before and after augmentation, to check what the network will see.
 
-    Example: fpload preview fpload-demo/versions/demo --out grid.png --config configs/loader/train.yaml
+    Example: fpload preview fpload-demo/versions/demo --out grid.png --config train-stock
     """
-    from fpload.config import LoaderConfig
-    from fpload.demo import CONFIGS
+    from fpload.load import LoaderConfig
     from fpload.load._preview import preview_grid
 
-    default = CONFIGS / "loader" / "train.yaml"
-    cfg = LoaderConfig.from_yaml(config) if config else (
-        LoaderConfig.from_yaml(default) if default.exists() else LoaderConfig())
+    cfg = LoaderConfig.from_yaml(resolve_config(config, "loader"))
     path = preview_grid(version, out_png, split=split, samples=samples, draws=draws, config=cfg,
                         device=device, seed=seed)
     out.print(f"wrote {path}")
+
+
+@app.command("configs")
+def configs(
+    kind: Optional[str] = typer.Argument(None, help="pack, loader or filters (default: all)."),
+    show: Optional[str] = typer.Option(None, "--show", help="Print one config's YAML, e.g. --show demo."),
+) -> None:
+    """List the configs shipped with fpload; any of them is a valid --config (or --filter) value.
+
+    Example: fpload configs pack            # names usable as `fpload pack --config NAME`
+             fpload configs pack --show demo > my-pack.yaml   # start your own from one
+    """
+    kinds = [kind] if kind else ["pack", "loader", "filters"]
+    if show is not None:
+        if kind is None:
+            raise UsageError("--show needs a kind: fpload configs pack --show demo")
+        sys.stdout.write(resolve_config(show, kind).read_text())  # type: ignore[arg-type]
+        return
+    for k in kinds:
+        names = bundled_configs(k)  # type: ignore[arg-type]
+        out.print(f"[bold]{k}[/bold] ({configs_root() / k}): {', '.join(names)}")
 
 
 @app.command("doctor")

@@ -12,20 +12,20 @@ from pathlib import Path
 
 from rich.console import Console
 
-from fpload.config import LoaderConfig, PackConfig, env_workers
+from fpload.config import env_workers, resolve_config
 
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+from fpload.load import LoaderConfig
 
+from fpload.pack import PackConfig
 
 def _pack_config() -> PackConfig:
-    path = CONFIGS / "pack" / "demo.yaml"
-    return PackConfig.from_yaml(path) if path.exists() else PackConfig(encoding="raw", shard_max_samples=64,
-                                                                        splits={"train": 0.75, "val": 0.25})
+    """The bundled ``configs/pack/demo.yaml`` (shipped in the package)."""
+    return PackConfig.from_yaml(resolve_config("demo", "pack"))
 
 
 def _loader_config() -> LoaderConfig:
-    path = CONFIGS / "loader" / "train.yaml"
-    return LoaderConfig.from_yaml(path) if path.exists() else LoaderConfig(batch_size=32)
+    """The bundled ``configs/loader/train.yaml`` (shipped in the package)."""
+    return LoaderConfig.from_yaml(resolve_config("train", "loader"))
 
 
 def make_data(out: Path, subjects: int, console: Console) -> Path:
@@ -56,6 +56,7 @@ def run_demo(out: str | Path, *, subjects: int = 24, steps: int = 30, device: st
     from fpload.catalog import open_catalog
     from fpload.features import open_features
     from fpload.load import Loader
+    from fpload.ops import plugin_info
     from fpload.pack import pack_version
     from fpload.versions import verify_version
 
@@ -91,6 +92,12 @@ def run_demo(out: str | Path, *, subjects: int = 24, steps: int = 30, device: st
     cfg = _loader_config()
     loader = Loader(res.path, split="train", config=cfg, device=device)
     say(f"[bold]5. load[/] {loader}")
+    if cfg.augment.enabled and cfg.augment.backend == "fpload":
+        plugin = plugin_info()
+        say(f"   augmentation: fpload operators {'(loaded)' if plugin['loaded'] else '(NOT loaded)'}: "
+            f"fpload_warp, fpload_occlusion, fpload_photometric from {plugin['path']}")
+    else:
+        say(f"   augmentation: {'DALI stock operators' if cfg.augment.enabled else 'off'}")
     t = time.perf_counter()
     per_epoch = sum(images.shape[0] for images, _, _ in loader)  # epoch 1: includes pipeline start-up
     first_epoch_s = time.perf_counter() - t

@@ -8,6 +8,7 @@ import subprocess
 from typing import Any
 
 import fpload
+from fpload.ops import plugin_info
 
 
 def collect() -> dict[str, Any]:
@@ -37,13 +38,26 @@ def collect() -> dict[str, Any]:
     else:
         info["nvcc"] = "not found (the plugin builds CPU-only)"
     try:
-        from fpload.ops import plugin_info
-    except ImportError:
-        info["plugin"] = "not available in this fpload"
+        plugin = plugin_info()
+    except Exception as e:  # report, never crash the doctor
+        info["plugin"] = f"error: {e}"
     else:
-        try:
-            info["plugin"] = plugin_info()
-        except Exception as e:  # report, never crash the doctor
-            info["plugin"] = f"error: {e}"
+        info["plugin"] = plugin
+        info["plugin_status"] = _plugin_status(plugin)
     info["loader_device"] = "cpu" if str(info.get("gpu", "none")).startswith("none") else "gpu"
     return info
+
+
+def _plugin_status(plugin: dict[str, Any]) -> str:
+    """One line: which backends the plugin has, and whether it can be used as it is."""
+    if plugin.get("error"):
+        return f"unusable: {plugin['error']}"
+    if not plugin.get("exists"):
+        return "not built: run `fpload ops build` (or reinstall fpload)"
+    if plugin.get("stale"):
+        return "stale: csrc/ changed since the build; run `fpload ops build`"
+    if plugin.get("gpu_backend"):
+        backends = f"CPU + CUDA {plugin.get('cuda_version')} (architectures {plugin.get('cuda_architectures')})"
+    else:
+        backends = "CPU only (built without nvcc: GPU pipelines refuse to run)"
+    return f"ok, {backends}"

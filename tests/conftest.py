@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from fpload.catalog import open_catalog
-from fpload.config import PackConfig
+from fpload.pack import PackConfig
 from fpload.testing import make_captures
 
 

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from fpload.catalog import load_filter
-from fpload.config import LoaderConfig, PackConfig
+from fpload.load import LoaderConfig
+from fpload.pack import PackConfig
 from fpload.errors import ConfigError
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"

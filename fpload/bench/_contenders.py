@@ -62,7 +62,7 @@ def fpload_ops():
 
 def stock_ops():
     """The same augmentation with DALI's stock operators."""
-    from fpload.config import StockAugmentConfig
+    from fpload.load import StockAugmentConfig
 
     return StockAugmentConfig(rotation_deg=ROTATION_DEG, translate_px=TRANSLATE_PX, scale=SCALE,
                               brightness=BRIGHTNESS, contrast=CONTRAST, noise_std=NOISE_STD)
@@ -192,7 +192,7 @@ def _io_floor_batches(version: Path, batch: int, threads: int) -> Iterator[Any]:
     import nvidia.dali.types as types
     from nvidia.dali import pipeline_def
 
-    from fpload.config import LoaderConfig
+    from fpload.load import LoaderConfig
     from fpload.load._pipeline import ENCODED_EXTS
     from fpload.versions import open_version
 

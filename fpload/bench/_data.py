@@ -24,7 +24,7 @@ IMAGES_PER_SUBJECT = 10
 
 def pack_config(encoding: str, *, shard_max_samples: int = 1000):
     """The PackConfig of the benchmarks: one split, no feature cache (not what is measured)."""
-    from fpload.config import PackConfig
+    from fpload.pack import PackConfig
 
     return PackConfig.from_dict({"encoding": encoding, "jpeg_quality": 95, "splits": {"train": 1.0},
                                  "shard_max_samples": shard_max_samples, "features": {"enabled": False}},

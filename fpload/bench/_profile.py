@@ -37,7 +37,7 @@ def _stage_pipeline(version: Path, stages: tuple[str, ...], batch: int, threads:
 
     from fpload import formats
     from fpload.bench._contenders import fpload_ops, stock_ops
-    from fpload.config import LoaderConfig
+    from fpload.load import LoaderConfig
     from fpload.load._pipeline import ENCODED_EXTS, _augment_stock, _inflate_lz4_cpu
     from fpload.versions import open_version
 

@@ -1,6 +1,6 @@
 """FeaturesConfig: which extractors a pack runs and how the feature cache is stored.
 
-It is the ``features:`` key of a pack config (:class:`fpload.config.PackConfig`), so every field
+It is the ``features:`` key of a pack config (:class:`fpload.pack.PackConfig`), so every field
 enters the version id. Example (YAML)::
 
     features:

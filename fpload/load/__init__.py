@@ -7,7 +7,8 @@ Example::
         ...
 """
 
+from fpload.load._config import AugmentConfig, LoaderConfig, StockAugmentConfig
 from fpload.load._loader import Loader, gpu_available
 from fpload.load._pipeline import PipelineSpec, build_pipeline
 
-__all__ = ["Loader", "gpu_available", "build_pipeline", "PipelineSpec"]
+__all__ = ["Loader", "LoaderConfig", "AugmentConfig", "StockAugmentConfig", "gpu_available", "build_pipeline", "PipelineSpec"]

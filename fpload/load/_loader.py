@@ -10,7 +10,8 @@ from typing import Any, Iterator
 import numpy as np
 
 from fpload import formats
-from fpload.config import AugmentConfig, LoaderConfig, StockAugmentConfig, env_tune_malloc
+from fpload.config import env_tune_malloc
+from fpload.load._config import AugmentConfig, LoaderConfig, StockAugmentConfig
 from fpload.errors import DeviceError, FploadError, IntegrityError, UsageError
 from fpload.load._malloc import tune_host_malloc
 from fpload.load._pipeline import EpochSchedule, PipelineSpec, build_pipeline

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from fpload import formats
-from fpload.config import LoaderConfig, StockAugmentConfig
+from fpload.load._config import LoaderConfig, StockAugmentConfig
 from fpload.errors import DeviceError
 
 #: extensions an encoded (passthrough/png/jpeg) image member may have

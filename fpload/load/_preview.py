@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fpload.config import LoaderConfig
+from fpload.load._config import LoaderConfig
 from fpload.errors import UsageError
 
 

@@ -1,10 +1,11 @@
-"""Build the csrc/ operator plugin with CMake against the DALI of the running interpreter.
+"""``fpload ops build``: the developer's rebuild of the csrc/ operator plugin in a source checkout.
 
-``pip install`` does not compile anything (build isolation would pull a second DALI); this
-explicit step does: ``fpload ops build`` or ``python -m fpload.ops build``. It configures
-``csrc/`` in ``build/plugin/`` with ``nvidia.dali.sysconfig``'s include dir, lib dir and compile
-flags (``-D_GLIBCXX_USE_CXX11_ABI``), builds, and installs ``libfpload_ops.so`` with its build
-record ``fpload_ops.json`` into ``fpload/ops/_lib/``.
+``pip install .`` / ``pip wheel .`` build the plugin through scikit-build-core and put it inside the
+package. In an editable install (``pip install -e .``, what ``make`` does) this explicit step
+rebuilds it after an edit in ``csrc/``: it configures ``csrc/`` in ``build/plugin/`` with CMake
+against the running interpreter's DALI (``nvidia.dali.sysconfig``), builds, and installs
+``libfpload_ops.so`` with its build record ``fpload_ops.json`` (written by CMake, with a hash of
+the sources) into ``fpload/ops/_lib/`` of the checkout, where the loader looks first.
 """
 
 from __future__ import annotations
@@ -13,16 +14,16 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from fpload.config import env_cuda_architectures
 from fpload.errors import PluginError, UsageError
-from fpload.ops._plugin import LIB_DIR, LIB_NAME, META_NAME, META_SCHEMA_VERSION
+from fpload.ops._plugin import LIB_DIR, LIB_NAME, META_NAME, SOURCE_DIR, read_build_record
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SOURCE_DIR = REPO_ROOT / "csrc"
-DEFAULT_BUILD_DIR = REPO_ROOT / "build" / "plugin"
+DEFAULT_BUILD_DIR = SOURCE_DIR.parent / "build" / "plugin"
 DEFAULT_ARCHITECTURES = "80-real;90"
 
 
@@ -57,25 +58,20 @@ def build_plugin(
     if architectures is not None and not architectures.strip():
         raise UsageError("--arch must name at least one CUDA architecture, e.g. '80;90'")
     try:
-        import nvidia.dali as dali
-        import nvidia.dali.sysconfig as sysconfig
+        import nvidia.dali  # noqa: F401
     except ImportError as err:
         raise PluginError(f"DALI is not importable from this interpreter: {err}") from err
 
     build_dir = Path(build_dir or DEFAULT_BUILD_DIR)
     lib_dir = Path(lib_dir or LIB_DIR)
     build_dir.mkdir(parents=True, exist_ok=True)
-    flags = " ".join(f for f in sysconfig.get_compile_flags() if not f.startswith("-I"))
     mode = "AUTO" if cuda is None else ("ON" if cuda else "OFF")
     configure = [
         cmake, "-S", str(SOURCE_DIR), "-B", str(build_dir),
         "-DCMAKE_BUILD_TYPE=Release",
-        f"-DDALI_INCLUDE_DIR={sysconfig.get_include_dir()}",
-        f"-DDALI_LIB_DIR={sysconfig.get_lib_dir()}",
-        f"-DDALI_COMPILE_FLAGS={flags}",
-        f"-DFPLOAD_DALI_VERSION={dali.__version__}",
+        f"-DPython_EXECUTABLE={sys.executable}",  # DALI's flags come from this interpreter's sysconfig
         f"-DFPLOAD_WITH_CUDA={mode}",
-        f"-DFPLOAD_CUDA_ARCHITECTURES={architectures or DEFAULT_ARCHITECTURES}",
+        f"-DFPLOAD_CUDA_ARCHITECTURES={architectures or env_cuda_architectures() or DEFAULT_ARCHITECTURES}",
     ]
     nvcc = shutil.which("nvcc")
     if nvcc and mode != "OFF":
@@ -85,19 +81,13 @@ def build_plugin(
     _run([cmake, "--build", str(build_dir), "-j", str(jobs or os.cpu_count() or 2)], build_dir, verbose)
     seconds = time.perf_counter() - start
 
-    facts = json.loads((build_dir / "fpload_ops_build.json").read_text())
-    record = {
-        "schema_version": META_SCHEMA_VERSION,
-        "dali_version": str(dali.__version__),
-        "cuda_version": facts.get("cuda_version") or None,
-        "cuda_architectures": facts.get("cuda_architectures") if facts.get("gpu_backend") else None,
-        "gpu_backend": bool(facts.get("gpu_backend")),
-        "cxx11_abi": "-D_GLIBCXX_USE_CXX11_ABI=1" in flags,
-    }
+    record = read_build_record(build_dir)
+    if record is None:  # pragma: no cover - CMake writes it at configure time
+        raise PluginError(f"the CMake build in {build_dir} wrote no {META_NAME}")
     lib_dir.mkdir(parents=True, exist_ok=True)
     tmp_lib, tmp_meta = lib_dir / f".{LIB_NAME}.tmp", lib_dir / f".{META_NAME}.tmp"
     shutil.copyfile(build_dir / LIB_NAME, tmp_lib)
-    tmp_meta.write_text(json.dumps(record, sort_keys=True, indent=2) + "\n")
+    shutil.copyfile(build_dir / META_NAME, tmp_meta)
     os.replace(tmp_lib, lib_dir / LIB_NAME)  # a loaded old copy keeps its inode
     os.replace(tmp_meta, lib_dir / META_NAME)
     return {**record, "path": str(lib_dir / LIB_NAME), "seconds": round(seconds, 1)}

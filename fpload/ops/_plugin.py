@@ -1,35 +1,80 @@
 """Explicit, once-only loading of the fpload DALI operator plugin (``libfpload_ops.so``).
 
 Nothing happens at import. :func:`load_plugin` checks the build record next to the library
-(``fpload_ops.json``) against the installed DALI, loads the library into DALI once, and checks the
-build facts baked into the library itself. :func:`plugin_info` reports without loading.
+(``fpload_ops.json``) against the installed DALI and, in a source checkout, against the hash of
+``csrc/`` (a plugin older than its sources is refused), loads the library into DALI once, and
+checks the build facts baked into the library itself. :func:`plugin_info` reports without loading.
+
+Where the plugin is: ``FPLOAD_PLUGIN`` if set; else ``fpload/ops/_lib/`` of the package (where a
+wheel has it, and where ``fpload ops build`` puts it in a checkout); else the ``_lib/`` folder of
+another entry of ``fpload.ops.__path__`` (where an editable install's build put it).
 """
 
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import json
+import sys
 import threading
 from pathlib import Path
 from typing import Any
 
+from fpload.config import env_plugin_path
 from fpload.errors import PluginError
 
 LIB_DIR = Path(__file__).resolve().parent / "_lib"
 LIB_NAME = "libfpload_ops.so"
 META_NAME = "fpload_ops.json"
-META_SCHEMA_VERSION = 1
+META_SCHEMA_VERSION = 2
+#: csrc/ of a source checkout (absent in an installed wheel)
+SOURCE_DIR = Path(__file__).resolve().parents[2] / "csrc"
+_SOURCE_SUFFIXES = (".h", ".cc", ".cu", ".cuh")
 
 _lock = threading.Lock()
 _loaded: dict[str, Any] | None = None
 
 
-def plugin_path() -> Path:
-    """The plugin to load: ``FPLOAD_PLUGIN`` if set, else where ``fpload ops build`` installs it."""
-    from fpload.config import env_plugin_path  # lazy: fpload.config imports this package's config
+def _candidate_dirs() -> list[Path]:
+    dirs = [LIB_DIR]
+    for entry in getattr(sys.modules.get(__package__ or ""), "__path__", []):
+        d = Path(entry).resolve() / "_lib"
+        if d not in dirs:
+            dirs.append(d)
+    return dirs
 
+
+def plugin_path() -> Path:
+    """The plugin to load: ``FPLOAD_PLUGIN`` if set, else the first ``_lib/libfpload_ops.so`` found
+    in the package (see the module docstring); the package's own when none exists.
+    """
     override = env_plugin_path()
-    return Path(override) if override else LIB_DIR / LIB_NAME
+    if override:
+        return Path(override)
+    for d in _candidate_dirs():
+        if (d / LIB_NAME).exists():
+            return d / LIB_NAME
+    return LIB_DIR / LIB_NAME
+
+
+def in_checkout() -> bool:
+    """Whether fpload runs from a source checkout (its ``csrc/`` beside the package)."""
+    return (SOURCE_DIR / "CMakeLists.txt").is_file()
+
+
+def sources_digest(source_dir: Path | None = None) -> str:
+    """sha256 over ``"relpath\\n<sha256 of file>\\n"`` of the plugin's sources, sorted by path
+    (``csrc/`` without ``tests/``): the same value CMake writes into the build record.
+    """
+    source_dir = source_dir or SOURCE_DIR
+    files = sorted(
+        p.relative_to(source_dir).as_posix()
+        for p in source_dir.rglob("*")
+        if p.is_file() and (p.suffix in _SOURCE_SUFFIXES or p.name == "CMakeLists.txt")
+        and p.relative_to(source_dir).parts[0] != "tests"
+    )
+    text = "".join(f"{rel}\n{hashlib.sha256((source_dir / rel).read_bytes()).hexdigest()}\n" for rel in files)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _installed_dali_version() -> str | None:
@@ -87,11 +132,20 @@ def plugin_info() -> dict[str, Any]:
         "cuda_version": record.get("cuda_version") if record else None,
         "cuda_architectures": record.get("cuda_architectures") if record else None,
         "gpu_backend": bool(record.get("gpu_backend")) if record else False,
+        "sources_sha256": record.get("sources_sha256") if record else None,
+        "stale": _is_stale(record) if record else None,
         "loaded": _loaded is not None,
     }
     if error:
         info["error"] = error
     return info
+
+
+def _is_stale(record: dict[str, Any]) -> bool | None:
+    """In a checkout: whether csrc/ changed since the plugin was built; None outside one."""
+    if not in_checkout():
+        return None
+    return record.get("sources_sha256") != sources_digest()
 
 
 def _check_compatible(path: Path, record: dict[str, Any] | None) -> None:
@@ -107,6 +161,11 @@ def _check_compatible(path: Path, record: dict[str, Any] | None) -> None:
         raise PluginError(
             f"the fpload operator plugin at {path} was built for DALI {built}, but DALI {installed} is "
             "installed; rebuild it with `fpload ops build`"
+        )
+    if _is_stale(record):
+        raise PluginError(
+            f"the fpload operator plugin at {path} is older than its sources in {SOURCE_DIR} (they changed "
+            "since it was built); rebuild it with `fpload ops build` (or `make`)"
         )
 
 

@@ -3,8 +3,7 @@
 Example::
 
     from fpload.catalog import open_catalog
-    from fpload.config import PackConfig
-    from fpload.pack import pack_version
+    from fpload.pack import PackConfig, pack_version
 
     res = pack_version(open_catalog("catalog.duckdb"), where="consent", out="versions",
                        name="all", config=PackConfig(encoding="png"), workers=2)
@@ -15,9 +14,10 @@ Example::
     res2.features_computed, res2.features_reused
 """
 
+from fpload.pack._config import PackConfig
 from fpload.pack._packer import PackResult, pack_version
 from fpload.pack._plan import PackPlan, plan_version, subject_fraction
 from fpload.pack._shard import ShardInfo, ShardWriter
 
-__all__ = ["pack_version", "PackResult", "PackPlan", "plan_version", "subject_fraction",
+__all__ = ["PackConfig", "pack_version", "PackResult", "PackPlan", "plan_version", "subject_fraction",
            "ShardWriter", "ShardInfo"]

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 import fpload
 from fpload import formats
 from fpload.catalog import Catalog, combine_where
-from fpload.config import PackConfig
+from fpload.pack._config import PackConfig
 from fpload.errors import UsageError, VersionConflictError, VersionNotFoundError
 from fpload.pack._encode import encode_batch
 from fpload.pack._plan import PackPlan, plan_version

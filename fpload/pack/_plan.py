@@ -9,7 +9,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from fpload.config import PackConfig
+from fpload.pack._config import PackConfig
 from fpload.errors import ConsentError, DataError
 
 _SPLIT_NAME = re.compile(r"^[A-Za-z0-9_]+$")

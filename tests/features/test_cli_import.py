@@ -7,7 +7,7 @@ from PIL import Image
 
 from fpload.catalog import open_catalog
 from fpload.cli import main
-from fpload.config import PackConfig
+from fpload.pack import PackConfig
 from fpload.errors import UsageError
 from fpload.features import open_features
 from fpload.pack import pack_version

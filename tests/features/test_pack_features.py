@@ -11,7 +11,7 @@ import zarr
 from PIL import Image
 
 from fpload import formats
-from fpload.config import PackConfig
+from fpload.pack import PackConfig
 from fpload.errors import ConfigError, VersionError
 from fpload.features import FeaturesConfig, extract_features, open_features
 from fpload.pack import pack_version

@@ -5,7 +5,7 @@ import pytest
 
 import fpload.pack._encode as encode
 from fpload.catalog import open_catalog
-from fpload.config import PackConfig
+from fpload.pack import PackConfig
 from fpload.errors import VersionNotFoundError
 from fpload.features import FeaturesConfig, open_features
 from fpload.pack import pack_version

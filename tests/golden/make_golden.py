@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 from fpload.catalog import open_catalog
-from fpload.config import PackConfig
+from fpload.pack import PackConfig
 from fpload.pack import pack_version
 from fpload.testing import make_captures
 

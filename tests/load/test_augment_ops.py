@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from fpload.config import AugmentConfig, LoaderConfig
+from fpload.load import AugmentConfig, LoaderConfig
 from fpload.load import Loader
 from fpload.load._pipeline import EpochSchedule
 from fpload.ops import AugmentOps

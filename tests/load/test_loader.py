@@ -4,7 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
-from fpload.config import LoaderConfig, StockAugmentConfig
+from fpload.load import LoaderConfig, StockAugmentConfig
 from fpload.errors import ConfigError, DeviceError, IntegrityError, ShardNotFoundError, UsageError
 from fpload.load import Loader, gpu_available
 from fpload.pack import pack_version
@@ -169,7 +169,7 @@ def test_output_dtypes(packed, encoding):
 
 def test_uniform_versions_skip_the_crop_and_match(tmp_path):
     from fpload.catalog import open_catalog
-    from fpload.config import PackConfig
+    from fpload.pack import PackConfig
     from fpload.testing import make_captures
 
     cat = open_catalog(tmp_path / "c.duckdb")
@@ -198,7 +198,7 @@ def test_batches_stay_valid_after_later_batches(packed):
 
 
 def test_corrupt_sample_inside_an_intact_size_shard_is_named(tmp_path, catalog):
-    from fpload.config import PackConfig
+    from fpload.pack import PackConfig
     from fpload.errors import FploadError
 
     res = pack_version(catalog, out=tmp_path, name="z", where="consent",

@@ -5,7 +5,7 @@ import pytest
 import torch
 import zarr
 
-from fpload.config import PackConfig
+from fpload.pack import PackConfig
 from fpload.errors import UsageError
 from fpload.load import Loader
 from fpload.pack import pack_version

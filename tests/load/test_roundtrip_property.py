@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from fpload.config import PackConfig
+from fpload.pack import PackConfig
 from fpload.load import Loader
 from fpload.pack import pack_version
 

@@ -31,6 +31,7 @@ def test_baked_info_matches_record(plugin: dict) -> None:
 
 def test_missing_library_says_how_to_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_plugin, "LIB_DIR", tmp_path)
+    monkeypatch.setattr(_plugin, "_candidate_dirs", lambda: [tmp_path])  # no build anywhere
     monkeypatch.setattr(_plugin, "_loaded", None)
     with pytest.raises(PluginError, match="fpload ops build"):
         _plugin.load_plugin()

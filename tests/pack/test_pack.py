@@ -11,7 +11,7 @@ from PIL import Image
 
 from fpload import formats
 from fpload.catalog import open_catalog
-from fpload.config import PackConfig
+from fpload.pack import PackConfig
 from fpload.errors import ConsentError, DataError, ImageError, VersionConflictError
 from fpload.pack import pack_version
 from fpload.testing import make_captures

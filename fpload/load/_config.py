@@ -1,0 +1,100 @@
+"""The loader config: everything :class:`fpload.load.Loader` takes (``configs/loader/*.yaml``).
+
+Example::
+
+    >>> from fpload.load import LoaderConfig
+    >>> LoaderConfig.from_dict({"batch_size": 32, "augment": {"enabled": False}}).batch_size
+    32
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from fpload._frozen import FrozenConfig
+from fpload.ops._config import AugmentOps
+
+
+
+class StockAugmentConfig(FrozenConfig):
+    """Augmentation from DALI's stock operators (``backend: stock``), drawn uniformly per sample.
+
+    Rotation, scale and translation in one affine warp, then brightness/contrast and Gaussian
+    noise. Zero ranges switch an effect off. Kept as the baseline the fpload operators are
+    measured against; slow on CPU.
+    """
+
+    rotation_deg: float = Field(15.0, ge=0, le=180)
+    translate_px: float = Field(16.0, ge=0)
+    scale: tuple[float, float] = (0.95, 1.05)
+    brightness: tuple[float, float] = (0.85, 1.15)
+    contrast: tuple[float, float] = (0.8, 1.2)
+    noise_std: float = Field(4.0, ge=0)
+
+    @field_validator("scale", "brightness", "contrast")
+    @classmethod
+    def _check_range(cls, v: tuple[float, float]) -> tuple[float, float]:
+        lo, hi = v
+        if lo <= 0 or hi < lo:
+            raise ValueError(f"range must be 0 < low <= high, got [{lo}, {hi}]")
+        return v
+
+
+class AugmentConfig(FrozenConfig):
+    """The loader's augmentation: which backend, and its parameters.
+
+    - ``backend: fpload`` (default): the csrc operators (``fn.fpload_warp``, ``fn.fpload_occlusion``,
+      ``fn.fpload_photometric``) with parameters under ``ops:``; random draws keyed by
+      (seed, epoch, sample index), so CPU and GPU give the same augmentation. Needs the plugin
+      (``fpload ops build``).
+    - ``backend: stock``: DALI's stock operators with parameters under ``stock:``.
+    - ``enabled: false`` switches augmentation off (evaluation).
+
+    The output normalisation of ``ops.output`` is set by the loader from its ``mean``/``std``.
+    """
+
+    enabled: bool = True
+    backend: Literal["fpload", "stock"] = "fpload"
+    ops: AugmentOps = Field(default_factory=AugmentOps)
+    stock: StockAugmentConfig = Field(default_factory=StockAugmentConfig)
+
+
+class LoaderConfig(FrozenConfig):
+    """Everything the :class:`fpload.load.Loader` takes besides the version and split.
+
+    - ``image_size``: ``[height, width]`` every image is centre-cropped or padded (with
+      ``background``) to, so a batch is one N×1×H×W tensor; null takes the version's largest size.
+    - ``last_batch``: ``partial`` yields the epoch's remainder as a smaller last batch (every sample
+      exactly once); ``drop`` drops it (every batch full, the remainder skipped this epoch).
+    - ``mean``/``std``: normalisation on the 0–1 scale.
+    - ``output``: ``float32`` (default) or ``float16`` normalised images, or ``uint8`` grey levels
+      (4× less memory traffic; normalise on the GPU in the training step).
+    - ``tune_host_malloc``: keep DALI's large batch buffers in glibc's heap rather than fresh
+      mmaps (process-wide; see :mod:`fpload.load._malloc`; ``FPLOAD_TUNE_MALLOC=0`` overrides).
+    """
+
+    batch_size: int = Field(64, ge=1)
+    device: Literal["gpu", "cpu", "auto"] = "auto"
+    shuffle: bool = True
+    shuffle_buffer: int = Field(1024, ge=1)
+    seed: int = 0
+    num_threads: int | None = Field(None, ge=1)
+    prefetch: int = Field(2, ge=1)
+    image_size: tuple[int, int] | None = None
+    background: int = Field(255, ge=0, le=255)
+    mean: float = 0.5
+    std: float = Field(0.5, gt=0)
+    output: Literal["float32", "float16", "uint8"] = "float32"
+    last_batch: Literal["partial", "drop"] = "partial"
+    verify: Literal["size", "sha256", "none"] = "size"
+    tune_host_malloc: bool = True
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+
+    @field_validator("image_size")
+    @classmethod
+    def _check_size(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
+        if v is not None and (v[0] < 8 or v[1] < 8):
+            raise ValueError(f"image_size must be at least [8, 8], got {list(v)}")
+        return v
