@@ -190,8 +190,10 @@ def read_manifest(version_dir: str | Path) -> dict[str, Any]:
         raise VersionNotFoundError(
             f"no published dataset version at {version_dir} ({MANIFEST_NAME} is missing)"
         ) from None
-    except json.JSONDecodeError as err:
-        raise VersionError(f"{path}: manifest is not valid JSON ({err})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise VersionError(f"{path}: manifest is not valid UTF-8 JSON ({err})") from None
+    except OSError as err:
+        raise VersionError(f"{path}: manifest cannot be read ({err.strerror})") from None
     if not isinstance(manifest, dict):
         raise VersionError(f"{path}: manifest is a JSON {type(manifest).__name__}, not an object")
     found = manifest.get("schema_version")

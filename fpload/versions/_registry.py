@@ -114,7 +114,7 @@ class Version:
         if _ID_NAME.fullmatch(root.name) and root.name != self.id:
             problems.append(f"{formats.MANIFEST_NAME}: version_id {self.id} differs from its folder's "
                             f"name {root.name} (edited or moved)")
-        if any(_UNSAFE in p for p in problems):
+        if any(formats.NOT_PLAIN in p for p in problems):
             return problems
         for item in self.pinned(features=True):
             real = item.path.resolve()
