@@ -314,15 +314,25 @@ def samples_problems(manifest: dict[str, Any], table: Any) -> list[str]:
     reps = [s["samples"] for s in shards]
 
     def first_diff(column: str, want: np.ndarray) -> None:
-        got = table.column(column).to_numpy(zero_copy_only=False)
-        if len(got) != len(want) or got.dtype.kind not in "iuUO" or not np.array_equal(got.astype(want.dtype), want):
-            bad = next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), 0)
-            problems.append(f"{name}: row {bad} has {column} {got[bad]!r}, {MANIFEST_NAME} implies {want[bad]!r}")
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        got = table.column(column)
+        expected = pa.array(want)
+        if got.type != expected.type and not (pa.types.is_integer(got.type) and pa.types.is_integer(expected.type)
+                                              or pa.types.is_string(got.type) and pa.types.is_string(expected.type)):
+            problems.append(f"{name}: column {column!r} is {got.type}, not {expected.type}")
+            return
+        differs = pc.fill_null(pc.not_equal(got, expected), True)
+        bad = pc.index(differs, True).as_py()
+        if bad >= 0:
+            problems.append(f"{name}: row {bad} has {column} {got[bad].as_py()!r}, "
+                            f"{MANIFEST_NAME} implies {want[bad].item()!r}")
 
     first_diff("index", np.arange(n, dtype=np.int64))
     if sum(reps) == n:
-        first_diff("split", np.repeat(np.array([s["split"] for s in shards], dtype=object), reps))
-        first_diff("shard", np.repeat(np.array([s["file"] for s in shards], dtype=object), reps))
+        first_diff("split", np.repeat(np.array([s["split"] for s in shards], dtype=str), reps))
+        first_diff("shard", np.repeat(np.array([s["file"] for s in shards], dtype=str), reps))
     labels = table.column("label").to_numpy(zero_copy_only=False)
     if n and (labels.dtype.kind not in "iu" or labels.min() < 0 or labels.max() >= manifest["labels"]
               or len(np.unique(labels)) != manifest["labels"]):
