@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,9 +79,14 @@ def _save(version_id: str, entries: dict[str, Any]) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         files = {**_load(version_id), **entries}
-        tmp = folder / f".{version_id}.{os.getpid()}.tmp"
-        tmp.write_bytes(formats.canonical_json({"version_id": version_id, "files": files}))
-        os.replace(tmp, folder / f"{version_id}.json")
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{version_id}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(formats.canonical_json({"version_id": version_id, "files": files}))
+            os.replace(tmp, folder / f"{version_id}.json")
+        except BaseException:
+            os.unlink(tmp)
+            raise
     except OSError:
         pass
 
