@@ -23,6 +23,7 @@ Environment variables (all read here, nowhere else):
 - ``FPLOAD_WORKERS``: default worker-process count of ``fpload pack``.
 - ``FPLOAD_PLUGIN``: path of the fpload DALI operator plugin, instead of the installed one.
 - ``FPLOAD_TUNE_MALLOC``: ``0`` keeps glibc's malloc defaults (see :mod:`fpload.load._malloc`).
+- ``FPLOAD_CACHE_DIR``: this user's cache (verified-version stamps), default ``~/.cache/fpload``.
 - ``FPLOAD_CUDA_ARCHITECTURES``: CUDA architectures of a plugin build (``pip install``,
   ``fpload ops build``), e.g. ``"90"``; default ``"80-real;90"``.
 """
@@ -72,6 +73,15 @@ def env_cuda_architectures() -> str | None:
     """``FPLOAD_CUDA_ARCHITECTURES``, the CUDA architectures of a plugin build, if set."""
     value = os.environ.get("FPLOAD_CUDA_ARCHITECTURES", "").strip()
     return value or None
+
+
+def env_cache_dir() -> Path:
+    """This user's fpload cache: ``FPLOAD_CACHE_DIR``, else ``$XDG_CACHE_HOME/fpload``, else
+    ``~/.cache/fpload`` (verified-version stamps live under it)."""
+    root = os.environ.get("FPLOAD_CACHE_DIR")
+    if root:
+        return Path(root)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fpload"
 
 
 def configs_root() -> Path:

@@ -34,10 +34,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Annotated, Any, Iterable
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from fpload.errors import VersionError
 
@@ -70,6 +72,9 @@ IMAGE_EXT = {"png": "png", "jpeg": "jpg", "jp2": "jp2", "raw": "raw", "raw-lz4":
 MEMBER_ORDER = ("image", "shape", "json", "cls", "idx")
 #: the DALI webdataset index format version we write
 DALI_INDEX_VERSION = "v1.2"
+#: file names a manifest may give (one component inside the version folder)
+NOT_PLAIN = "is not a plain file name inside the version folder"
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9._-]{1,255}")
 
 
 def sample_key(data: bytes) -> str:
@@ -139,13 +144,22 @@ def tree_digest(path: str | Path) -> tuple[str, int]:
     """sha256 over the sorted ``(relative path, file sha256)`` pairs of a folder, and its byte size:
     how the manifest pins a folder such as ``features.zarr``."""
     path = Path(path)
-    h = hashlib.sha256()
+    pairs = []
     total = 0
     for p in sorted(q for q in path.rglob("*") if q.is_file()):
         data = p.read_bytes()
         total += len(data)
-        h.update(f"{p.relative_to(path).as_posix()}\t{hashlib.sha256(data).hexdigest()}\n".encode())
-    return h.hexdigest(), total
+        pairs.append((p.relative_to(path).as_posix(), hashlib.sha256(data).hexdigest()))
+    return combine_tree_digest(pairs), total
+
+
+def combine_tree_digest(pairs: Iterable[tuple[str, str]]) -> str:
+    """The :func:`tree_digest` of a folder from its ``(relative posix path, file sha256)`` pairs
+    (sorted here by path components, as paths sort), for callers that already know some hashes."""
+    h = hashlib.sha256()
+    for rel, digest in sorted(pairs, key=lambda p: p[0].split("/")):
+        h.update(f"{rel}\t{digest}\n".encode())
+    return h.hexdigest()
 
 
 def shard_name(split: str, number: int) -> str:
@@ -176,12 +190,152 @@ def read_manifest(version_dir: str | Path) -> dict[str, Any]:
         raise VersionNotFoundError(
             f"no published dataset version at {version_dir} ({MANIFEST_NAME} is missing)"
         ) from None
-    except json.JSONDecodeError as err:
-        raise VersionError(f"{path}: manifest is not valid JSON ({err})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise VersionError(f"{path}: manifest is not valid UTF-8 JSON ({err})") from None
+    except OSError as err:
+        raise VersionError(f"{path}: manifest cannot be read ({err.strerror})") from None
+    if not isinstance(manifest, dict):
+        raise VersionError(f"{path}: manifest is a JSON {type(manifest).__name__}, not an object")
     found = manifest.get("schema_version")
     if found != MANIFEST_SCHEMA_VERSION:
         raise VersionError(
             f"{path}: manifest schema_version {found!r} is not supported by this fpload "
             f"(it reads {MANIFEST_SCHEMA_VERSION})"
         )
+    feats = manifest.get("features")
+    if isinstance(feats, dict) and feats.get("schema_version") != FEATURES_SCHEMA_VERSION:
+        raise VersionError(f"{path}: the feature cache's schema_version {feats.get('schema_version')!r} "
+                           f"is not supported by this fpload (it reads {FEATURES_SCHEMA_VERSION})")
+    try:
+        _ManifestModel.model_validate(manifest)
+    except ValidationError as err:
+        e = err.errors()[0]
+        where = ".".join(str(x) for x in e["loc"])
+        raise VersionError(f"{path}: field {where}: {e['msg']}") from None
     return manifest
+
+
+_SHA = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class _Entry(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+
+
+class _ShardModel(_Entry):
+    file: str
+    index_file: str
+    split: str
+    samples: int = Field(ge=0)
+    bytes: int = Field(ge=0)
+    sha256: str = _SHA
+    index_sha256: str = _SHA
+
+
+class _FileModel(_Entry):
+    file: str
+    sha256: str = _SHA
+    bytes: int = Field(ge=0)
+
+
+class _SettingsModel(_Entry):
+    encoding: str
+
+
+class _ManifestModel(_Entry):
+    """The fields readers rely on (others are kept as they are); types are strict."""
+
+    version_id: str = Field(pattern=rf"^[0-9a-f]{{{VERSION_ID_HEX}}}$")
+    name: str
+    samples: int = Field(ge=0)
+    labels: int = Field(ge=0)
+    splits: list[str]
+    counts: dict[str, Annotated[int, Field(ge=0)]]
+    settings: _SettingsModel
+    shards: list[_ShardModel]
+    samples_file: _FileModel
+    features: _FileModel | None = None
+
+
+def _plain_name(name: str) -> bool:
+    """A single path component: no separator, not ``.``/``..``, not hidden, printable ASCII."""
+    return bool(_PLAIN_NAME.fullmatch(name)) and not name.startswith(".")
+
+
+def manifest_problems(manifest: dict[str, Any]) -> list[str]:
+    """What is wrong inside a (structurally valid) manifest, each naming ``manifest.json``:
+    content that does not hash to its ``version_id`` (the packer's :func:`compute_version_id`),
+    counts that disagree with its shards, or file names that are not plain names inside the
+    version folder (no ``/``, ``..``, absolute paths or hidden files)."""
+    problems: list[str] = []
+    if compute_version_id(manifest) != manifest["version_id"]:
+        problems.append(f"{MANIFEST_NAME}: content does not hash to its version_id "
+                        f"{manifest['version_id']} (edited)")
+    names = [("samples_file", manifest["samples_file"]["file"])]
+    if manifest.get("features"):
+        names.append(("features", manifest["features"]["file"]))
+    for i, s in enumerate(manifest["shards"]):
+        names += [(f"shards[{i}].file", s["file"]), (f"shards[{i}].index_file", s["index_file"])]
+    for field, name in names:
+        if not _plain_name(name):
+            problems.append(f"{MANIFEST_NAME}: {field} {name!r} {NOT_PLAIN} "
+                            "(letters, digits, '.', '_', '-'; no '/', '..' or leading '.')")
+    files = [s["file"] for s in manifest["shards"]] + [s["index_file"] for s in manifest["shards"]]
+    if len(set(files)) != len(files):
+        dup = next(f for f in files if files.count(f) > 1)
+        problems.append(f"{MANIFEST_NAME}: shard file {dup!r} is listed twice")
+    counts, splits = manifest["counts"], manifest["splits"]
+    if sorted(splits) != sorted(counts) or len(set(splits)) != len(splits):
+        problems.append(f"{MANIFEST_NAME}: splits {splits} disagree with counts {counts}")
+    per_split: dict[str, int] = {}
+    for s in manifest["shards"]:
+        per_split[s["split"]] = per_split.get(s["split"], 0) + s["samples"]
+    if per_split != {k: v for k, v in counts.items() if v or k in per_split}:
+        problems.append(f"{MANIFEST_NAME}: shard sample counts {per_split} disagree with counts {counts}")
+    if sum(counts.values()) != manifest["samples"]:
+        problems.append(f"{MANIFEST_NAME}: counts {counts} do not add up to samples {manifest['samples']}")
+    return problems
+
+
+def samples_problems(manifest: dict[str, Any], table: Any) -> list[str]:
+    """Where ``samples.parquet`` (a pyarrow table) disagrees with its manifest, each naming the
+    file: row count, the ``index`` column (0..N-1), each row's split and shard (the manifest's
+    shards, in order, hold that many consecutive rows), and labels (0..labels-1, all used)."""
+    name = manifest["samples_file"]["file"]
+    n = manifest["samples"]
+    need = ("index", "split", "label", "shard", "sample_id", "height", "width")
+    missing = [c for c in need if c not in table.column_names]
+    if missing:
+        return [f"{name}: column {missing[0]!r} is missing"]
+    if table.num_rows != n:
+        return [f"{name}: {table.num_rows} rows, {MANIFEST_NAME} says {n} samples"]
+    problems: list[str] = []
+    shards = manifest["shards"]
+    reps = [s["samples"] for s in shards]
+
+    def first_diff(column: str, want: np.ndarray) -> None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        got = table.column(column)
+        expected = pa.array(want)
+        if got.type != expected.type and not (pa.types.is_integer(got.type) and pa.types.is_integer(expected.type)
+                                              or pa.types.is_string(got.type) and pa.types.is_string(expected.type)):
+            problems.append(f"{name}: column {column!r} is {got.type}, not {expected.type}")
+            return
+        differs = pc.fill_null(pc.not_equal(got, expected), True)
+        bad = pc.index(differs, True).as_py()
+        if bad >= 0:
+            problems.append(f"{name}: row {bad} has {column} {got[bad].as_py()!r}, "
+                            f"{MANIFEST_NAME} implies {want[bad].item()!r}")
+
+    first_diff("index", np.arange(n, dtype=np.int64))
+    if sum(reps) == n:
+        first_diff("split", np.repeat(np.array([s["split"] for s in shards], dtype=str), reps))
+        first_diff("shard", np.repeat(np.array([s["file"] for s in shards], dtype=str), reps))
+    labels = table.column("label").to_numpy(zero_copy_only=False)
+    if n and (labels.dtype.kind not in "iu" or labels.min() < 0 or labels.max() >= manifest["labels"]
+              or len(np.unique(labels)) != manifest["labels"]):
+        problems.append(f"{name}: labels span {len(np.unique(labels))} values in "
+                        f"[{labels.min()}, {labels.max()}], {MANIFEST_NAME} says {manifest['labels']} labels")
+    return problems

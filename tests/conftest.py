@@ -74,3 +74,17 @@ def packed(tmp_path_factory, session_catalog):
         out[enc] = pack_version(session_catalog, out=root, name=enc, where="consent",
                                 config=PackConfig(encoding=enc, shard_max_samples=7))
     return out
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_stamp_cache(tmp_path_factory):
+    """Verified stamps of the loader (fpload.versions._stamp) go to a per-session folder, not ~/.cache."""
+    import os
+
+    old = os.environ.get("FPLOAD_CACHE_DIR")
+    os.environ["FPLOAD_CACHE_DIR"] = str(tmp_path_factory.mktemp("fpload-cache"))
+    yield
+    if old is None:
+        os.environ.pop("FPLOAD_CACHE_DIR", None)
+    else:
+        os.environ["FPLOAD_CACHE_DIR"] = old

@@ -71,6 +71,12 @@ class LoaderConfig(FrozenConfig):
     - ``mean``/``std``: normalisation on the 0–1 scale.
     - ``output``: ``float32`` (default) or ``float16`` normalised images, or ``uint8`` grey levels
       (4× less memory traffic; normalise on the GPU in the training step).
+    - ``verify``: before loading, check every file the loader reads (shards, indexes,
+      samples.parquet, features.zarr when features are asked for) against the manifest's sha256.
+      ``stamp`` (default) hashes each file once per version per machine and again only when its
+      size, mtime, ctime or inode changes; ``sha256`` hashes every time; ``none`` skips content
+      checks (the manifest and samples.parquet are still checked against each other);
+      ``size`` is an older name of ``stamp``.
     - ``tune_host_malloc``: keep DALI's large batch buffers in glibc's heap rather than fresh
       mmaps (process-wide; see :mod:`fpload.load._malloc`; ``FPLOAD_TUNE_MALLOC=0`` overrides).
     """
@@ -88,7 +94,7 @@ class LoaderConfig(FrozenConfig):
     std: float = Field(0.5, gt=0)
     output: Literal["float32", "float16", "uint8"] = "float32"
     last_batch: Literal["partial", "drop"] = "partial"
-    verify: Literal["size", "sha256", "none"] = "size"
+    verify: Literal["stamp", "sha256", "none", "size"] = "stamp"
     tune_host_malloc: bool = True
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
 

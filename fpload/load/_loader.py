@@ -125,7 +125,9 @@ class Loader:
         if split not in self.version.counts:
             raise UsageError(f"version {self.version.name}/{self.version.id} has no split {split!r} "
                              f"(splits: {', '.join(self.version.splits)})")
-        self.version.require_intact(cfg.verify, split)
+        # every file this loader reads must match the manifest (``size`` is the old name of ``stamp``)
+        self.version.require_intact("stamp" if cfg.verify == "size" else cfg.verify, split,
+                                    features=bool(features))
 
         if rank is None and world_size is None:
             rank, world_size = _dist_rank_world()
@@ -264,7 +266,8 @@ class Loader:
             self._raise_data_error(err)
 
     def _raise_data_error(self, err: Exception):
-        problems = self.version.check("size", self.split)
+        # a file changed since the start-up check is hashed again (stamp) and named
+        problems = self.version.check("size" if self.config.verify == "none" else "stamp", self.split)
         if problems:
             raise IntegrityError(f"version {self.version.name}/{self.version.id}: "
                                  + "; ".join(problems)) from err

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -13,6 +13,12 @@ import pyarrow.parquet as pq
 
 from fpload import formats
 from fpload.errors import IntegrityError, ShardNotFoundError, VersionError, VersionNotFoundError
+from fpload.versions import _stamp
+from fpload.versions._stamp import Pinned
+
+Level = Literal["none", "size", "stamp", "sha256"]
+_UNSAFE = "leads out of the version folder"
+_ID_NAME = re.compile(rf"[0-9a-f]{{{formats.VERSION_ID_HEX}}}")
 
 
 @dataclass(frozen=True)
@@ -61,77 +67,107 @@ class Version:
     def index_paths(self, split: str | None = None) -> list[Path]:
         return [self.path / formats.SHARDS_DIR / s["index_file"] for s in self.shards(split)]
 
+    def _read_samples(self) -> pa.Table:
+        path = self.path / self.manifest["samples_file"]["file"]
+        if not path.is_file():
+            raise ShardNotFoundError(f"version {self.name}/{self.id}: {path} is missing")
+        try:
+            return pq.read_table(path)
+        except (pa.ArrowException, OSError) as err:
+            raise IntegrityError(f"version {self.name}/{self.id}: {path} is not a readable Parquet file "
+                                 f"({str(err).splitlines()[0] if str(err) else type(err).__name__})") from None
+
     @cached_property
     def samples(self) -> pa.Table:
-        """``samples.parquet``: one row per sample, in global index order."""
-        path = self.path / formats.SAMPLES_NAME
-        if not path.exists():
-            raise ShardNotFoundError(f"version {self.id}: {path} is missing")
-        return pq.read_table(path)
+        """``samples.parquet``: one row per sample, in global index order, checked against the
+        manifest (rows, index, splits, shards, labels: :func:`fpload.formats.samples_problems`)."""
+        table = self._read_samples()
+        problems = formats.samples_problems(self.manifest, table)
+        if problems:
+            raise IntegrityError(f"version {self.name}/{self.id} is damaged: " + "; ".join(problems))
+        return table
 
-    def check(self, level: Literal["none", "size", "sha256"] = "size",
-              split: str | None = None) -> list[str]:
-        """Problems with the version's files (empty when all is well), each naming its file.
-
-        ``size`` checks that every shard and index exists with the recorded size; ``sha256`` also
-        recomputes every hash and checks sample counts.
-        """
-        problems: list[str] = []
-        if level == "none":
-            return problems
-        shard_dir = self.path / formats.SHARDS_DIR
+    def pinned(self, split: str | None = None, features: bool = False) -> list[Pinned]:
+        """The files a reader of ``split`` (all splits when None) relies on, with the hash and size
+        the manifest pins them to: shards, their indexes, samples.parquet, and the feature cache
+        when ``features`` (and the version has one)."""
+        base = self.path.absolute()
+        shard_dir = base / formats.SHARDS_DIR
+        items = []
         for s in self.shards(split):
-            tar, idx = shard_dir / s["file"], shard_dir / s["index_file"]
-            if not tar.exists():
-                problems.append(f"shard {s['file']}: missing ({tar})")
-                continue
-            if not idx.exists():
-                problems.append(f"shard {s['file']}: its index {s['index_file']} is missing")
-            size = tar.stat().st_size
-            if size != s["bytes"]:
-                problems.append(f"shard {s['file']}: {size} bytes, manifest says {s['bytes']} (altered)")
-                continue
-            if level == "sha256":
-                if formats.file_sha256(tar) != s["sha256"]:
-                    problems.append(f"shard {s['file']}: sha256 differs from the manifest (altered)")
-                if idx.exists():
-                    if formats.file_sha256(idx) != s["index_sha256"]:
-                        problems.append(f"shard {s['file']}: index {s['index_file']} altered (sha256 differs)")
-                    else:
-                        head = idx.read_text().split("\n", 1)[0].split()
-                        if len(head) != 2 or int(head[1]) != s["samples"]:
-                            problems.append(f"shard {s['file']}: index lists {head[1:]} samples, "
-                                            f"manifest says {s['samples']}")
-        if level == "sha256" and split is None:
-            sf = self.manifest["samples_file"]
-            path = self.path / sf["file"]
-            if not path.exists():
-                problems.append(f"{sf['file']}: missing")
-            elif formats.file_sha256(path) != sf["sha256"]:
-                problems.append(f"{sf['file']}: sha256 differs from the manifest (altered)")
-            per_split: dict[str, int] = {}
-            for s in self.shards():
-                per_split[s["split"]] = per_split.get(s["split"], 0) + s["samples"]
-            if per_split != self.manifest["counts"]:
-                problems.append(f"manifest: shard sample counts {per_split} disagree with counts "
-                                f"{self.manifest['counts']}")
-            feats = self.manifest.get("features")
-            if feats:
-                fpath = self.path / feats["file"]
-                if not fpath.is_dir():
-                    problems.append(f"{feats['file']}: missing")
-                else:
-                    digest, size = formats.tree_digest(fpath)
-                    if size != feats["bytes"] or digest != feats["sha256"]:
-                        problems.append(f"{feats['file']}: {size} bytes / sha256 differ from the manifest (altered)")
-            if formats.compute_version_id(self.manifest) != self.id:
-                problems.append("manifest: content does not hash to its version_id (edited)")
+            items.append(Pinned(f"{formats.SHARDS_DIR}/{s['file']}", shard_dir / s["file"], s["sha256"], s["bytes"]))
+            items.append(Pinned(f"{formats.SHARDS_DIR}/{s['index_file']}", shard_dir / s["index_file"],
+                                s["index_sha256"], None))
+        sf = self.manifest["samples_file"]
+        items.append(Pinned(sf["file"], base / sf["file"], sf["sha256"], sf["bytes"]))
+        feats = self.manifest.get("features")
+        if features and feats:
+            items.append(Pinned(feats["file"], base / feats["file"], feats["sha256"], feats["bytes"], tree=True))
+        return items
+
+    def structure_problems(self) -> list[str]:
+        """What is wrong with the manifest itself and where its files lie, without reading them:
+        the manifest's hash against its ``version_id`` (and the folder's name, when it is an id),
+        its counts, and file names that are not plain names or lead out of the folder by a link."""
+        problems = formats.manifest_problems(self.manifest)
+        root = self.path.resolve()
+        if _ID_NAME.fullmatch(root.name) and root.name != self.id:
+            problems.append(f"{formats.MANIFEST_NAME}: version_id {self.id} differs from its folder's "
+                            f"name {root.name} (edited or moved)")
+        if any(formats.NOT_PLAIN in p for p in problems):
+            return problems
+        for item in self.pinned(features=True):
+            real = item.path.resolve()
+            if real != root and root not in real.parents:
+                problems.append(f"{item.label}: {_UNSAFE} (to {real})")
         return problems
 
-    def require_intact(self, level: Literal["none", "size", "sha256"] = "size",
-                       split: str | None = None) -> None:
+    def check(self, level: Level = "size", split: str | None = None,
+              features: bool | None = None) -> list[str]:
+        """Problems with the version's files (empty when all is well), each naming its file.
+
+        - ``size``: every shard and index of ``split`` exists, shards with the recorded size;
+        - ``stamp``: the content of every file a loader of ``split`` reads (shards, indexes,
+          samples.parquet, and features.zarr when ``features``) matches the manifest's sha256,
+          hashing only files changed since this user last verified them (:mod:`._stamp`);
+        - ``sha256``: the same, hashing every file; with ``split`` None (``fpload versions
+          verify``) also the manifest, samples.parquet's rows and the indexes' sample counts.
+
+        ``features`` defaults to True for the whole version, False for one split.
+        """
+        if level == "none":
+            return []
+        if level == "size":
+            problems = []
+            for item in self.pinned(split):
+                if item.label.endswith(".tar") or item.label.endswith(".idx"):
+                    if not item.path.is_file():
+                        problems.append(f"{item.label}: missing ({item.path})")
+                    elif item.size is not None and item.path.stat().st_size != item.size:
+                        problems.append(f"{item.label}: {item.path.stat().st_size} bytes, "
+                                        f"the manifest says {item.size} (altered)")
+            return problems
+        if level not in ("stamp", "sha256"):
+            raise ValueError(f"verify level must be none, size, stamp or sha256, got {level!r}")
+        whole = split is None
+        problems = self.structure_problems() if whole else []
+        if any(_UNSAFE in p or formats.NOT_PLAIN in p for p in problems):
+            return problems  # never read a file the manifest places outside the version
+        problems += _stamp.verify_pinned(self.id, self.pinned(split, whole if features is None else features),
+                                         use_stamp=level == "stamp")
+        if whole and not problems:
+            problems += formats.samples_problems(self.manifest, self._read_samples())
+            for s in self.shards():
+                head = (self.path / formats.SHARDS_DIR / s["index_file"]).read_text().split("\n", 1)[0].split()
+                if len(head) != 2 or head[1] != str(s["samples"]):
+                    problems.append(f"{formats.SHARDS_DIR}/{s['index_file']}: index lists {head[1:]} samples, "
+                                    f"the manifest says {s['samples']}")
+        return problems
+
+    def require_intact(self, level: Level = "size", split: str | None = None,
+                       features: bool | None = None) -> None:
         """Raise :class:`ShardNotFoundError` / :class:`IntegrityError` naming every bad file."""
-        problems = self.check(level, split)
+        problems = self.check(level, split, features)
         if not problems:
             return
         msg = f"version {self.name}/{self.id} is damaged: " + "; ".join(problems)
@@ -139,29 +175,34 @@ class Version:
             raise ShardNotFoundError(msg)
         raise IntegrityError(msg)
 
+    def require_consistent(self) -> None:
+        """Raise :class:`IntegrityError` (one line, naming the file) when the manifest does not
+        hash to its id, a path leaves the folder, or samples.parquet disagrees with the manifest."""
+        problems = self.structure_problems()
+        if problems:
+            raise IntegrityError(f"version {self.name}/{self.id} at {self.path} is damaged: " + "; ".join(problems))
+        self.samples  # noqa: B018 -- reads and checks samples.parquet
+
 
 def _is_version(path: Path) -> bool:
     return (path / formats.MANIFEST_NAME).is_file()
 
 
 def list_versions(root: str | Path) -> list[Version]:
-    """Every published version under ``root`` (a root, a name folder, or a version), oldest first."""
+    """Every published version under ``root`` (a root, a name folder, or a version), oldest first.
+
+    Listing reads each manifest but does not check its files (see :meth:`Version.check`)."""
     root = Path(root)
     if _is_version(root):
-        return [open_version(root)]
+        return [open_version(root, check=False)]
     if not root.is_dir():
         raise VersionNotFoundError(f"no such folder: {root}")
     found = [p.parent for p in root.glob("*/manifest.json")] + [p.parent for p in root.glob("*/*/manifest.json")]
-    versions = [open_version(p) for p in sorted(set(found)) if not p.name.startswith(".")]
+    versions = [open_version(p, check=False) for p in sorted(set(found)) if not p.name.startswith(".")]
     return sorted(versions, key=lambda v: (v.manifest.get("created_at", ""), v.name, v.id))
 
 
-def open_version(path: str | Path | Version) -> Version:
-    """Open a version from ``ROOT/NAME/ID``, an id prefix ``ROOT/NAME/6aac``, or ``ROOT/NAME``
-    (the latest version of that name)."""
-    if isinstance(path, Version):
-        return path
-    path = Path(path)
+def _find(path: Path) -> Version:
     if _is_version(path):
         return Version(path=path, manifest=formats.read_manifest(path))
     if path.is_dir():
@@ -179,9 +220,28 @@ def open_version(path: str | Path | Version) -> Version:
     raise VersionNotFoundError(f"no published dataset version at {path}")
 
 
+def open_version(path: str | Path | Version, *, check: bool = True) -> Version:
+    """Open a version from ``ROOT/NAME/ID``, an id prefix ``ROOT/NAME/6aac``, or ``ROOT/NAME``
+    (the latest version of that name).
+
+    With ``check`` (the default) the manifest must hash to its own ``version_id``, name only
+    files inside the version folder, and agree with samples.parquet (:meth:`Version.require_consistent`);
+    otherwise :class:`IntegrityError` names the file. File contents are checked by
+    :meth:`Version.check` (the loader's ``verify``) or ``fpload versions verify``.
+
+    Example::
+
+        v = open_version("versions/thumbs/6aac")   # an id prefix
+    """
+    version = path if isinstance(path, Version) else _find(Path(path))
+    if check:
+        version.require_consistent()
+    return version
+
+
 def verify_version(path: str | Path | Version) -> list[str]:
     """Recompute every hash and count of a version; the list of problems (empty: intact)."""
-    return open_version(path).check("sha256")
+    return open_version(path, check=False).check("sha256")
 
 
 def describe(version: Version) -> dict[str, Any]:
@@ -191,6 +251,6 @@ def describe(version: Version) -> dict[str, Any]:
         "path": str(version.path), "name": m["name"], "version_id": m["version_id"],
         "created_at": m.get("created_at"), "parent": m.get("parent"), "samples": m["samples"],
         "labels": m["labels"], "counts": m["counts"], "encoding": m["settings"]["encoding"],
-        "query": m["query"], "catalog": m["catalog"], "consent": m["consent"],
+        "query": m.get("query"), "catalog": m.get("catalog"), "consent": m.get("consent"),
         "shards": len(m["shards"]), "bytes": sum(s["bytes"] for s in m["shards"]),
     }

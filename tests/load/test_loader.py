@@ -133,14 +133,16 @@ def test_missing_or_altered_shard_at_load_time(tmp_path, catalog):
         fh.write(b"\0" * 512)
     with pytest.raises(IntegrityError, match=f"{shard.name}.*altered"):
         Loader(res.path, split="train", device="cpu")
-    # same size, other bytes: caught with verify="sha256"
+    # same size, other bytes: caught by the default (stamp) check and by verify="sha256"
     shard.write_bytes(shard.read_bytes()[:-512])
     data = bytearray(shard.read_bytes())
     data[600] ^= 0xFF
     shard.write_bytes(bytes(data))
-    Loader(res.path, split="train", device="cpu")  # the size check passes
+    with pytest.raises(IntegrityError, match=f"{shard.name}: sha256 differs"):
+        Loader(res.path, split="train", device="cpu")
     with pytest.raises(IntegrityError, match=shard.name):
         Loader(res.path, split="train", device="cpu", verify="sha256")
+    Loader(res.path, split="train", device="cpu", verify="none")  # the explicit opt-out
 
 
 @pytest.mark.gpu
@@ -207,6 +209,9 @@ def test_corrupt_sample_inside_an_intact_size_shard_is_named(tmp_path, catalog):
     data = bytearray(shard.read_bytes())
     data[512:552] = b"\xff" * 40  # the first sample's LZ4 block, same shard size
     shard.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError, match=f"{shard.name}: sha256 differs"):
+        Loader(res.path, batch_size=4, device="cpu", augment=False)  # refused before the first batch
+    # with the content check off, the decoder names the sample
     with pytest.raises(FploadError, match=rf"fpload_inflate: sample \d+ \(.*{shard.name}:512:.*\.lz4\)"):
-        for _ in Loader(res.path, batch_size=4, device="cpu", augment=False):
+        for _ in Loader(res.path, batch_size=4, device="cpu", augment=False, verify="none"):
             pass
