@@ -77,6 +77,21 @@ NOT_PLAIN = "is not a plain file name inside the version folder"
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9._-]{1,255}")
 
 
+def order_members(image_ext: str, members: dict[str, bytes | None]) -> list[tuple[str, bytes]]:
+    """A sample's tar members as ``(extension, bytes)`` in :data:`MEMBER_ORDER`; ``members`` maps
+    each role of MEMBER_ORDER to its bytes (``None``: absent, e.g. ``shape`` of an encoded image),
+    the image's extension is ``image_ext``.
+
+    >>> order_members("png", {"idx": b"1", "image": b"P", "json": b"{}", "cls": b"0", "shape": None})
+    [('png', b'P'), ('json', b'{}'), ('cls', b'0'), ('idx', b'1')]
+    """
+    unknown = set(members) - set(MEMBER_ORDER)
+    if unknown:
+        raise ValueError(f"unknown sample members {sorted(unknown)} (allowed: {', '.join(MEMBER_ORDER)})")
+    return [(image_ext if role == "image" else role, members[role])  # type: ignore[misc]
+            for role in MEMBER_ORDER if members.get(role) is not None]
+
+
 def sample_key(data: bytes) -> str:
     """The sample id of an image: a hex prefix of the sha256 of its source bytes."""
     return hashlib.sha256(data).hexdigest()[:SAMPLE_KEY_HEX]
@@ -93,10 +108,14 @@ def encode_int_member(value: int) -> bytes:
     return b"%0*d" % (INT_MEMBER_WIDTH, value)
 
 
+def int_member_weights() -> np.ndarray:
+    """Place values of the ``INT_MEMBER_WIDTH`` digits of a ``cls``/``idx`` member, int64."""
+    return 10 ** np.arange(INT_MEMBER_WIDTH - 1, -1, -1, dtype=np.int64)
+
+
 def decode_int_members(digits: np.ndarray) -> np.ndarray:
     """Vectorised inverse of :func:`encode_int_member` for an ``N × INT_MEMBER_WIDTH`` uint8 array."""
-    weights = 10 ** np.arange(INT_MEMBER_WIDTH - 1, -1, -1, dtype=np.int64)
-    return (digits.astype(np.int64) - ord("0")) @ weights
+    return (digits.astype(np.int64) - ord("0")) @ int_member_weights()
 
 
 def encode_shape_member(height: int, width: int, channels: int = 1) -> bytes:

@@ -35,16 +35,15 @@ def _stage_pipeline(version: Path, stages: tuple[str, ...], batch: int, threads:
     import nvidia.dali.types as types
     from nvidia.dali import pipeline_def
 
-    from fpload import formats
     from fpload.bench._contenders import fpload_ops, stock_ops
     from fpload.load import LoaderConfig
-    from fpload.load._pipeline import ENCODED_EXTS, _augment_stock, _inflate_lz4_cpu
+    from fpload.load._pipeline import _augment_stock, _inflate_lz4_cpu, decode_int_member, reader_exts
     from fpload.versions import open_version
 
     v = open_version(version)
     enc = v.encoding
     raw = enc in ("raw", "raw-lz4")
-    exts = [{"raw": "raw", "raw-lz4": "lz4"}.get(enc, ENCODED_EXTS)] + (["shape"] if raw else []) + ["cls", "idx"]
+    exts = reader_exts(enc)
     dtypes = [types.UINT8] + ([types.INT32] if raw else []) + [types.UINT8, types.UINT8]
     cfg = LoaderConfig()
     h = int(np.max(v.samples.column("height").to_numpy()))
@@ -72,9 +71,7 @@ def _stage_pipeline(version: Path, stages: tuple[str, ...], batch: int, threads:
                 x = fn.decoders.image(x, device="cpu", output_type=types.GRAY)
         if "crop" in stages:
             x = fn.crop(x, crop=[h, w], out_of_bounds_policy="pad", fill_values=255.0)
-        weights = types.Constant(10 ** np.arange(formats.INT_MEMBER_WIDTH - 1, -1, -1, dtype=np.int64),
-                                 dtype=types.INT64)
-        common = {"sample_idx": fn.reductions.sum((fn.cast(idx, dtype=types.INT64) - ord("0")) * weights, axes=[0]),
+        common = {"sample_idx": decode_int_member(idx),
                   "epoch": fn.external_source(source=lambda: [np.array(0, np.int64)] * batch, batch=True),
                   "aug_seed": 0}
         if "fpload_warp" in stages:

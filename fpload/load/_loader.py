@@ -303,7 +303,6 @@ class Loader:
 
         if self._pipe is None:
             self._build()
-        weights = np.asarray(10 ** np.arange(formats.INT_MEMBER_WIDTH - 1, -1, -1), dtype=np.int64)
         while True:
             runs, last = self._schedule.runs(self._epoch)
             if self._batch >= runs:
@@ -318,8 +317,8 @@ class Loader:
             if n < self.config.batch_size and self.config.last_batch == "drop":
                 continue
             images = self._images(outs[0], n)
-            digits = [np.asarray(outs[k].as_tensor())[:n].astype(np.int64) - ord("0") for k in (1, 2)]
-            labels, index = (torch.from_numpy(d @ weights) for d in digits)
+            labels, index = (torch.from_numpy(formats.decode_int_members(np.asarray(outs[k].as_tensor())[:n]))
+                             for k in (-2, -1))
             if self._feature_arrays:
                 feats = self._gather(index)
             if self.device == "gpu":

@@ -104,9 +104,7 @@ def _augment_fpload(img, cfg: LoaderConfig, idx, spec: PipelineSpec):
     from fpload.ops import augment
     from fpload.ops._config import OutputOps
 
-    weights = types.Constant(10 ** np.arange(formats.INT_MEMBER_WIDTH - 1, -1, -1, dtype=np.int64),
-                             dtype=types.INT64)
-    sample_idx = fn.reductions.sum((fn.cast(idx, dtype=types.INT64) - ord("0")) * weights, axes=[0])
+    sample_idx = decode_int_member(idx)
     schedule = EpochSchedule(spec.split_size, cfg.batch_size, spec.rank, spec.world_size)
     batch = cfg.batch_size
 
@@ -126,6 +124,26 @@ def _to_chw(img, size: tuple[int, int]):
     return fn.reshape(img, shape=[1, size[0], size[1]], layout="CHW")
 
 
+def decode_int_member(digits):
+    """DALI graph node: a ``cls``/``idx`` member's fixed-width ASCII digits → an int64 scalar
+    (the in-pipeline twin of :func:`fpload.formats.decode_int_members`)."""
+    import nvidia.dali.fn as fn
+    import nvidia.dali.types as types
+
+    weights = types.Constant(formats.int_member_weights(), dtype=types.INT64)
+    return fn.reductions.sum((fn.cast(digits, dtype=types.INT64) - ord("0")) * weights, axes=[0])
+
+
+def reader_exts(encoding: str) -> list[str]:
+    """The members the loader's reader takes, in the shard's member order
+    (:data:`fpload.formats.MEMBER_ORDER`; the image's extension stands for ``image``, ``json`` is
+    not read). Raw encodings add ``shape``."""
+    image = {"raw-lz4": "lz4", "raw": "raw"}.get(encoding, ENCODED_EXTS)
+    raw = encoding in ("raw", "raw-lz4")
+    return [image if m == "image" else m for m in formats.MEMBER_ORDER
+            if m != "json" and (m != "shape" or raw)]
+
+
 def build_pipeline(spec: PipelineSpec, cfg: LoaderConfig, *, augment: bool):
     """Build (but do not start) the DALI pipeline of one rank.
 
@@ -139,13 +157,7 @@ def build_pipeline(spec: PipelineSpec, cfg: LoaderConfig, *, augment: bool):
 
     raw = spec.encoding in ("raw", "raw-lz4")
     gpu = spec.device == "gpu"
-    if spec.encoding == "raw-lz4":
-        image_ext = "lz4"
-    elif spec.encoding == "raw":
-        image_ext = "raw"
-    else:
-        image_ext = ENCODED_EXTS
-    exts = [image_ext] + (["shape"] if raw else []) + ["cls", "idx"]
+    exts = reader_exts(spec.encoding)
     dtypes = [types.UINT8] + ([types.INT32] if raw else []) + [types.UINT8, types.UINT8]
     h, w = spec.image_size
     use_fpload = augment and cfg.augment.enabled and cfg.augment.backend == "fpload"

@@ -79,11 +79,9 @@ def encode_sample(task: tuple) -> tuple[list[tuple[str, bytes]], dict[str, dict[
                 import lz4.block
 
                 payload = lz4.block.compress(payload, store_size=False)
-    members = [(ext, payload)]
-    if shape is not None:
-        members.append(("shape", shape))
-    members += [("json", sample_json(row)), ("cls", formats.encode_int_member(row["label"])),
-                ("idx", formats.encode_int_member(row["index"]))]
+    members = formats.order_members(ext, {"image": payload, "shape": shape, "json": sample_json(row),
+                                          "cls": formats.encode_int_member(row["label"]),
+                                          "idx": formats.encode_int_member(row["index"])})
     features = None
     if job is not None and compute:
         from fpload.features import run_extractors
