@@ -16,7 +16,9 @@ Layout of one version::
 The feature cache (schema :data:`FEATURES_SCHEMA_VERSION`, recorded in the manifest's
 ``features`` entry and the group's ``fpload_features`` attribute) holds one array per feature,
 first axis = global sample index, chunked along it by :func:`features_chunk_samples`, plus the
-:data:`FEATURES_SAMPLE_ID` array (row i holds the sample_id of samples.parquet row i). Each array's
+:data:`FEATURES_SAMPLE_ID` array (row i holds the sample_id of samples.parquet row i, as the
+:data:`FEATURES_SAMPLE_ID_BYTES` bytes of its 128 bits: ``bytes(row).hex()`` is the sample_id;
+schema 1 stored it as variable-length strings, which readers still accept). Each array's
 attributes name its ``extractor``, ``version``, ``params`` and ``block``; block arrays are
 ``[N, ..., GH, GW]`` over the version's grid (its largest image rounded up to whole blocks),
 each sample's blocks top-left aligned and the rest background.
@@ -57,10 +59,16 @@ SAMPLES_NAME = "samples.parquet"
 SHARDS_DIR = "shards"
 FEATURES_NAME = "features.zarr"
 
-#: version of the feature-cache layout (features.zarr and the manifest's ``features`` entry)
-FEATURES_SCHEMA_VERSION = 1
-#: the feature-cache array of sample ids (variable-length UTF-8 strings), the join key
+#: version of the feature-cache layout (features.zarr and the manifest's ``features`` entry) written
+#: by this fpload; 2 stores the sample ids as ``uint8 [N, 16]`` (only Zarr v3 core data types)
+FEATURES_SCHEMA_VERSION = 2
+#: feature-cache schema versions this fpload reads (1: sample ids as ``string``/``vlen-utf8``)
+FEATURES_READ_SCHEMA_VERSIONS = (1, 2)
+#: the feature-cache array of sample ids, the join key: ``uint8 [N, FEATURES_SAMPLE_ID_BYTES]``,
+#: row i = the bytes of sample i's hex sample_id (``bytes(row).hex()`` gives it back)
 FEATURES_SAMPLE_ID = "sample_id"
+#: bytes of one sample id in the feature cache (the 128 bits of :data:`SAMPLE_KEY_HEX` hex digits)
+FEATURES_SAMPLE_ID_BYTES = SAMPLE_KEY_HEX // 2
 #: group attribute of a feature cache holding its schema version, block size and grid
 FEATURES_GROUP_ATTR = "fpload_features"
 #: chunk length along the sample axis when shards are cut by size only

@@ -67,12 +67,6 @@ FPLOAD_HD uint8_t to_u8(float v) {
   return static_cast<uint8_t>(clampf(v, 0.0f, 255.0f) + 0.5f);
 }
 
-/// Geometry of one grayscale sample (row-major, one channel).
-struct ImageDesc {
-  int height;
-  int width;
-};
-
 }  // namespace fpload
 
 #endif  // FPLOAD_COMMON_H_

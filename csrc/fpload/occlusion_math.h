@@ -148,23 +148,6 @@ FPLOAD_HD void kept_row(const OcclusionParams &p, int y, int w, int &k0, int &k1
   }
 }
 
-/// Whether pixel (x, y) keeps its value (self-contained; used by the GPU kernel).
-FPLOAD_HD bool occlusion_keeps(const OcclusionParams &p, int x, int y, int w) {
-  int k0, k1;
-  kept_row(p, y, w, k0, k1);
-  if (x < k0 || x >= k1) return false;
-  for (int k = 0; k < p.n_erase; ++k) {
-    const Rect &r = p.erase[k];
-    if (x >= r.x0 && x < r.x1 && y >= r.y0 && y < r.y1) return false;
-  }
-  for (int k = 0; k < p.n_blobs; ++k) {
-    int b0, b1;
-    ellipse_row(p.blobs[k], y, w, b0, b1);
-    if (x >= b0 && x < b1) return false;
-  }
-  return true;
-}
-
 /// CPU backend, rows [y0, y1) of one sample: per row, copy the kept span and fill the rest.
 inline void occlusion_rows_cpu(const OcclusionParams &p, const uint8_t *in, uint8_t *out, int h,
                                int w, int y0, int y1, uint8_t fill) {

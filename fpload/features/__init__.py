@@ -14,13 +14,18 @@ Example::
     cache.names              # ['foreground', 'frequency', 'orientation', 'quality', 'thumbnail']
     quality = cache.load("quality")                   # float32 [N], whole array in memory
     cache.spec("orientation")                         # extractor, version, params, shape, dtype
+    cache.sample_ids                                  # hex str [N], as in samples.parquet
+
+Without fpload, row i of the ``sample_id`` array (``uint8 [N, 16]``, schema 2) is sample i's id
+as bytes: ``bytes(zarr.open_group(path)["sample_id"][i]).hex()``.
 
 The built-in quality score is an NFIQ-inspired proxy, **not NFIQ 2** (see
 :mod:`fpload.features._builtin`).
 """
 
 from fpload.features._builtin import BUILTINS
-from fpload.features._cache import FeatureCache, FeatureSpec, open_features
+from fpload.features._cache import (FeatureCache, FeatureSpec, open_features, rows_to_sample_ids,
+                                    sample_ids_to_rows)
 from fpload.features._config import DEFAULT_EXTRACTORS, ExtractorSpec, FeaturesConfig
 from fpload.features._extract import (ENTRY_POINT_GROUP, Extractor, FeatureJob, extract_features,
                                       resolve_extractors, run_extractors)
@@ -29,7 +34,7 @@ from fpload.features._writer import FeatureWriter
 __all__ = ["open_features", "FeatureCache", "FeatureSpec", "FeaturesConfig", "ExtractorSpec",
            "DEFAULT_EXTRACTORS", "BUILTINS", "ENTRY_POINT_GROUP", "Extractor", "FeatureJob",
            "extract_features", "resolve_extractors", "run_extractors", "FeatureWriter",
-           "import_to_catalog"]
+           "import_to_catalog", "sample_ids_to_rows", "rows_to_sample_ids"]
 
 
 def import_to_catalog(*args, **kwargs):  # noqa: ANN002, ANN003, ANN201 - thin lazy re-export

@@ -3,16 +3,53 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from fpload import formats
-from fpload.errors import IntegrityError, UsageError, VersionError
+from fpload.errors import DataError, IntegrityError, UsageError, VersionError
 from fpload.versions import Version, open_version
+
+_HEX_ID = re.compile(rf"[0-9a-f]{{{formats.SAMPLE_KEY_HEX}}}")
+
+
+def sample_ids_to_rows(ids: Sequence[str]) -> np.ndarray:
+    """The ``sample_id`` array of a schema-2 cache: ``uint8 [N, 16]``, row i = the bytes of ids[i].
+
+    Each id must be a sample_id as :func:`fpload.formats.sample_key` makes it (32 lower-case hex
+    digits), else :class:`DataError` names it.
+
+    Example::
+
+        >>> sample_ids_to_rows(["00ff" * 8])[0, :4].tolist()
+        [0, 255, 0, 255]
+    """
+    for i, sid in enumerate(ids):
+        if not isinstance(sid, str) or not _HEX_ID.fullmatch(sid):
+            raise DataError(f"sample id {sid!r} (row {i}) is not {formats.SAMPLE_KEY_HEX} lower-case hex "
+                            "digits; only ids made by fpload.formats.sample_key can key a feature cache")
+    raw = bytes.fromhex("".join(ids))
+    return np.frombuffer(raw, dtype=np.uint8).reshape(len(ids), formats.FEATURES_SAMPLE_ID_BYTES).copy()
+
+
+def rows_to_sample_ids(rows: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`sample_ids_to_rows`: the hex sample ids (str) of ``uint8 [N, 16]`` rows.
+
+    One row alone is ``bytes(row).hex()``, which is all a reader without fpload needs.
+
+    Example::
+
+        >>> rows_to_sample_ids(np.full((1, 16), 255, np.uint8)).tolist() == ["f" * 32]
+        True
+    """
+    rows = np.ascontiguousarray(rows, dtype=np.uint8).reshape(-1, formats.FEATURES_SAMPLE_ID_BYTES)
+    hexed = rows.tobytes().hex().encode("ascii")
+    return np.frombuffer(hexed, dtype=f"S{formats.SAMPLE_KEY_HEX}").astype(str)
 
 
 @dataclass(frozen=True)
@@ -136,10 +173,19 @@ class FeatureCache:
         out[order] = data
         return out
 
+    @property
+    def schema_version(self) -> int:
+        """The cache's layout version (2: sample ids as ``uint8 [N, 16]``; 1: as strings)."""
+        return int(self.entry["schema_version"])
+
     @cached_property
     def sample_ids(self) -> np.ndarray:
-        """The cache's sample ids (str), row i = sample i."""
-        return np.array(self._group[formats.FEATURES_SAMPLE_ID][...].tolist(), dtype=str)
+        """The cache's sample ids (hex str, as in samples.parquet), row i = sample i; read from
+        either schema's ``sample_id`` array."""
+        data = self._group[formats.FEATURES_SAMPLE_ID][...]
+        if self.schema_version == 1:
+            return np.array(data.tolist(), dtype=str)
+        return rows_to_sample_ids(data)
 
     def verify(self) -> list[str]:
         """Recompute the cache's sha256 against the manifest; the problems found (empty: intact)."""
@@ -155,7 +201,8 @@ class FeatureCache:
         """What ``fpload features show`` prints."""
         return {
             "version": f"{self.version.name}/{self.version.id}", "path": str(self.path),
-            "samples": self.samples, "block": self.block, "grid": list(self.grid),
+            "schema_version": self.schema_version, "samples": self.samples, "block": self.block,
+            "grid": list(self.grid),
             "codec": self.entry["codec"], "computed": self.computed, "reused": self.reused,
             "bytes": self.entry["bytes"],
             "arrays": {n: self.spec(n).to_dict() for n in self.names},
@@ -163,6 +210,19 @@ class FeatureCache:
 
     def __repr__(self) -> str:
         return f"FeatureCache({self.version.name}/{self.version.id}, {', '.join(self.names)})"
+
+
+def _check_id_layout(arr: Any, schema: int, label: str) -> None:
+    is_str = np.dtype(arr.dtype).kind in "UTO"
+    if schema == 1:
+        ok, want = arr.ndim == 1 and is_str, "string [N]"
+    else:
+        width = formats.FEATURES_SAMPLE_ID_BYTES
+        ok, want = arr.ndim == 2 and arr.shape[1] == width and arr.dtype == np.uint8, f"uint8 [N, {width}]"
+    if not ok:
+        raise IntegrityError(f"{label} is {'string' if is_str else arr.dtype} {list(arr.shape)}, "
+                             f"feature-cache schema {schema} "
+                             f"stores it as {want}")
 
 
 def open_features(version: str | Path | Version, *, expect: Mapping[str, int] | None = None,
@@ -190,9 +250,10 @@ def open_features(version: str | Path | Version, *, expect: Mapping[str, int] | 
         raise VersionError(f"version {v.name}/{v.id} has no feature cache (it was packed with "
                            "features.enabled: false, or by an fpload without feature caches)")
     found = entry.get("schema_version")
-    if found != formats.FEATURES_SCHEMA_VERSION:
+    readable = ", ".join(str(x) for x in formats.FEATURES_READ_SCHEMA_VERSIONS)
+    if found not in formats.FEATURES_READ_SCHEMA_VERSIONS:
         raise VersionError(f"{where}: schema_version {found!r} is not supported by this fpload "
-                           f"(it reads {formats.FEATURES_SCHEMA_VERSION})")
+                           f"(it reads {readable})")
     path = v.path / entry["file"]
     if not (path / "zarr.json").is_file():
         raise IntegrityError(f"{where}: {path} is missing (or is not a Zarr v3 group)")
@@ -203,9 +264,9 @@ def open_features(version: str | Path | Version, *, expect: Mapping[str, int] | 
     except Exception as err:  # zarr raises several types for unreadable metadata
         raise IntegrityError(f"{where}: cannot open {path} as a Zarr v3 group ({err})") from None
     schema = attrs.get(formats.FEATURES_GROUP_ATTR, {}).get("schema_version")
-    if schema != formats.FEATURES_SCHEMA_VERSION:
+    if schema != found:
         raise VersionError(f"{where}: the group's schema_version is {schema!r}, "
-                           f"this fpload reads {formats.FEATURES_SCHEMA_VERSION}")
+                           f"the manifest says {found!r}")
     n = int(v.manifest["samples"])
     expected = {formats.FEATURES_SAMPLE_ID: None, **entry["arrays"]}
     for name, spec in expected.items():
@@ -217,6 +278,7 @@ def open_features(version: str | Path | Version, *, expect: Mapping[str, int] | 
         if arr.shape[0] != n:
             raise IntegrityError(f"{where}: {label} has {arr.shape[0]} rows, the version has {n} samples")
         if spec is None:
+            _check_id_layout(arr, found, f"{where}: {label}")
             continue
         if list(arr.shape) != spec["shape"] or str(arr.dtype) != spec["dtype"]:
             raise IntegrityError(f"{where}: {label} is {str(arr.dtype)} {list(arr.shape)}, the manifest "

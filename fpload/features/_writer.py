@@ -19,7 +19,7 @@ import numpy as np
 from fpload import formats
 from fpload.errors import ConfigError
 from fpload.features._builtin import BUILTINS
-from fpload.features._cache import FeatureCache
+from fpload.features._cache import FeatureCache, sample_ids_to_rows
 from fpload.features._config import FeaturesConfig
 from fpload.features._extract import Extractor, FeatureJob
 
@@ -74,6 +74,7 @@ class FeatureWriter:
         self.block = job.block
         self.n = len(sample_ids)
         self.sample_ids = sample_ids
+        self._id_rows = sample_ids_to_rows(sample_ids)  # checks every id before anything is written
         self.sizes = np.asarray(sizes, dtype=np.int64).reshape(-1, 2)
         b = self.block
         self.grid = (int(-(-self.sizes[:, 0].max() // b)), int(-(-self.sizes[:, 1].max() // b)))
@@ -107,10 +108,12 @@ class FeatureWriter:
             formats.FEATURES_GROUP_ATTR: {"schema_version": formats.FEATURES_SCHEMA_VERSION,
                                           "block": self.block, "grid": list(self.grid),
                                           "samples": self.n}})
+        width = formats.FEATURES_SAMPLE_ID_BYTES
         self._ids = self._group.create_array(
-            formats.FEATURES_SAMPLE_ID, shape=(self.n,), chunks=(self.chunk,), dtype=str,
-            compressors=self._codec, dimension_names=("sample",),
-            attributes={"description": "sample_id of each row (samples.parquet order)"})
+            formats.FEATURES_SAMPLE_ID, shape=(self.n, width), chunks=(self.chunk, width), dtype=np.uint8,
+            compressors=self._codec, fill_value=0, dimension_names=("sample", "id_byte"),
+            attributes={"description": "sample_id of each row (samples.parquet order), its 128 bits as "
+                                       f"{width} bytes: bytes(row).hex() is the sample_id"})
 
     # -- set-up ----------------------------------------------------------------------------
     def _add_array(self, name: str, ext: Extractor, layout: str, tail: tuple[int, ...],
@@ -207,7 +210,7 @@ class FeatureWriter:
                 a.zarr = self._create(a)
             a.zarr[start:stop] = buf[:stop - start]
             buf[...] = a.fill
-        self._ids[start:stop] = np.asarray(self.sample_ids[start:stop], dtype=str)
+        self._ids[start:stop] = self._id_rows[start:stop]
         self._start = stop
         self._pending_reuse = []
 
