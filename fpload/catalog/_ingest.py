@@ -117,11 +117,12 @@ def _check_unique(path: Path, columns: list[str]) -> None:
 def _read_csv(path: Path) -> tuple[list[str], list[dict[str, Any]]]:
     import pyarrow.csv as pcsv
 
+    with open(path, "rb") as fh:
+        first = fh.readline()
     try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            header = next(csv.reader(fh), None)
+        header = next(csv.reader([first.decode("utf-8-sig")]), None)
     except UnicodeDecodeError as err:
-        raise MetadataError(f"{path}: the header is not UTF-8 text ({err.reason} at byte {err.start})") from None
+        raise MetadataError(f"{path}: line 1 is not UTF-8 text ({err.reason} at byte {err.start})") from None
     except csv.Error as err:
         raise MetadataError(f"{path}: cannot read the CSV header ({err})") from None
     if not header:
