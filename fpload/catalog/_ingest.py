@@ -81,7 +81,7 @@ def read_metadata(path: str | Path) -> list[dict[str, Any]]:
             _raise_first_non_utf8(path)
         raise MetadataError(f"{path}: cannot read as {suffix[1:]}: {_first_line(err)}") from None
     missing = [c for c in REQUIRED_METADATA if c not in columns]
-    if missing:
+    if missing and suffix in (".csv", ".parquet"):  # JSONL rows are objects: checked row by row
         raise MetadataError(
             f"{path}: missing required column(s) {', '.join(missing)} "
             f"(required: {', '.join(REQUIRED_METADATA)}; found: {', '.join(columns) or 'none'})"
