@@ -59,12 +59,15 @@ class ImageLimits:
     max_pixels: int = 64_000_000
 
 
-def read_image_bytes(uri: str, max_bytes: int) -> bytes:
-    """The bytes of one image file, refusing anything but a regular file of at most ``max_bytes``.
+def read_image_bytes(uri: str, max_bytes: int | None) -> bytes:
+    """The bytes of one image file, refusing anything but a regular file of at most ``max_bytes``
+    (``None``: any size).
 
     Local files are checked with ``stat`` before opening and opened non-blocking, so a device
-    (``/dev/zero``) or a FIFO is refused, never read or waited on.
+    (``/dev/zero``) or a FIFO is refused, never read or waited on; a file that grows while being
+    read is refused too.
     """
+    max_bytes = (1 << 62) if max_bytes is None else max_bytes
     protocol, _, rest = uri.partition("://") if "://" in uri else ("file", "", uri)
     if protocol == "file":
         return _read_local(rest, max_bytes)
@@ -101,10 +104,14 @@ def _read_local(path: str, max_bytes: int) -> bytes:
             st = os.fstat(fd)  # what was opened, not what the name pointed to a moment ago
             if not stat.S_ISREG(st.st_mode):
                 raise ImageError(f"{path}: not a regular file; only image files are read")
+            if st.st_size > max_bytes:
+                raise ImageError(_too_big(path, st.st_size, max_bytes))
             with os.fdopen(fd, "rb", closefd=False) as fh:
-                data = fh.read(max_bytes + 1)
+                data = fh.read(st.st_size + 1)  # one byte more: a file growing meanwhile shows
         finally:
             os.close(fd)
+        if len(data) != st.st_size:
+            raise ImageError(f"{path}: changed size while being read ({st.st_size} bytes, then {len(data)})")
     except ImageError:
         raise
     except FileNotFoundError:

@@ -377,3 +377,15 @@ def test_failing_ingest_loses_nothing(tmp_path, catalog, bad):
     with pytest.raises(DataError):
         catalog.ingest(meta)
     assert catalog.head == head and catalog.snapshot().equals(before)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_pack_refuses_a_source_replaced_by_a_fifo(tmp_path):
+    """Pack reads sources as ingest does: a catalogued file later replaced by a FIFO is refused."""
+    from fpload.errors import ImageError
+    from fpload.pack._encode import encode_sample
+
+    os.mkfifo(tmp_path / "a.png")
+    row = {"sample_id": "0" * 32, "uri": str(tmp_path / "a.png"), "format": "png"}
+    with pytest.raises(ImageError, match="sample 0{32}: source image .*a.png: not a regular file"):
+        encode_sample((row, {"encoding": "passthrough"}))
