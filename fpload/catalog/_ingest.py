@@ -68,9 +68,9 @@ def read_metadata(path: str | Path) -> list[dict[str, Any]]:
         elif suffix == ".parquet":
             import pyarrow.parquet as pq
 
+            _check_unique(path, pq.read_schema(path).names)
             table = pq.read_table(path)
             columns = table.column_names
-            _check_unique(path, columns)
             rows = table.to_pylist()
         else:
             columns, rows = _read_jsonl(path)

@@ -101,6 +101,23 @@ def test_jsonl_duplicated_key_is_an_error(tmp_path, capsys):
     assert "line 1" in line and "'subject_id' appears twice" in line
 
 
+def test_parquet_duplicated_column_and_float_ids(tmp_path, capsys):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    d = tmp_path / "caps"
+    d.mkdir()
+    (d / "a.png").write_bytes(png())
+    cols = {**{k: [v] for k, v in BASE.items()}, "file": ["a.png"]}
+    pq.write_table(pa.table([pa.array(v) for v in cols.values()] + [pa.array(["S2"])],
+                            names=[*cols, "subject_id"]), d / "dup.parquet")
+    line = one_line_error(capsys, "catalog", "ingest", d / "dup.parquet", "--catalog", tmp_path / "c.duckdb")
+    assert "'subject_id' appears twice" in line
+    pq.write_table(pa.table({**cols, "subject_id": [42.0]}), d / "float.parquet")
+    line = one_line_error(capsys, "catalog", "ingest", d / "float.parquet", "--catalog", tmp_path / "c.duckdb")
+    assert "row 1" in line and "'subject_id' must be text, got 42.0" in line
+
+
 def test_out_of_range_integer_names_row_and_field(tmp_path, capsys):
     meta = folder(tmp_path, {"a.png": png(1), "b.png": png(2)})
     rows = [json.loads(x) for x in meta.read_text().splitlines()]
@@ -389,3 +406,10 @@ def test_pack_refuses_a_source_replaced_by_a_fifo(tmp_path):
     row = {"sample_id": "0" * 32, "uri": str(tmp_path / "a.png"), "format": "png"}
     with pytest.raises(ImageError, match="sample 0{32}: source image .*a.png: not a regular file"):
         encode_sample((row, {"encoding": "passthrough"}))
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_metadata_fifo_is_refused(tmp_path, capsys):
+    os.mkfifo(tmp_path / "m.csv")  # reading it would wait forever for a writer
+    line = one_line_error(capsys, "catalog", "ingest", tmp_path / "m.csv", "--catalog", tmp_path / "c.duckdb")
+    assert "m.csv: not a regular file" in line
