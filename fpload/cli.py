@@ -67,26 +67,40 @@ def catalog_ingest(
                                           "relative to (default: the metadata file's folder)."),
     workers: int = typer.Option(4, "--workers", "-w", min=1, help="Threads reading and decoding images."),
     message: Optional[str] = typer.Option(None, "--message", "-m", help="Note stored with the revision."),
+    update: bool = typer.Option(False, "--update", help="Apply changed metadata (consent, split, quality, "
+                                "...) of already catalogued images as a new revision, instead of failing."),
+    allow_outside: bool = typer.Option(False, "--allow-outside", help="Also read images outside the "
+                                       "metadata file's folder (or --images), absolute paths, symlinks "
+                                       "leading out and remote URIs."),
+    max_image_mb: float = typer.Option(64.0, "--max-image-mb", min=0.001, help="Largest image file read, "
+                                       "in MiB."),
+    max_image_pixels: int = typer.Option(64_000_000, "--max-image-pixels", min=1, help="Largest image "
+                                         "accepted, in pixels (width × height): refuses decompression bombs."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Add the images a metadata file names; creates the catalog if needed.
 
     Required columns: file, subject_id, finger (0–10), impression, sensor, ppi, consent. Optional:
     quality, split, synthetic, captured_at; any other column is kept in `extra`. Every row and
-    image is checked before anything is written. Re-ingesting the same bytes adds nothing.
+    image is checked before anything is written. Re-ingesting the same bytes adds nothing; with
+    changed metadata it fails naming the sample and field, unless --update is given.
 
-    Example: fpload catalog ingest captures/metadata.csv --catalog cat.duckdb
+    Example: fpload catalog ingest captures/metadata.csv --catalog cat.duckdb --update
     """
+    from fpload.catalog._image import ImageLimits
+
+    limits = ImageLimits(max_bytes=int(max_image_mb * (1 << 20)), max_pixels=max_image_pixels)
     with _open(catalog, create=True) as cat:
         rep = cat.ingest(metadata, images_root=images, workers=workers, progress=not as_json,
-                         message=message)
+                         message=message, update=update, allow_outside=allow_outside, limits=limits)
     if as_json:
         _print_json(rep.__dict__)
     elif rep.revision is None:
         out.print(f"nothing new: {rep.rows} rows, all already in {catalog} ({rep.duplicates} duplicates)")
     else:
-        out.print(f"revision {rep.revision}: added {rep.added} samples to {catalog} "
-                  f"({rep.duplicates} duplicates skipped)")
+        out.print(f"revision {rep.revision}: added {rep.added} samples to {catalog}"
+                  + (f", changed {rep.changed}" if rep.changed else "")
+                  + f" ({rep.duplicates} duplicates skipped)")
 
 
 @catalog_app.command("query")

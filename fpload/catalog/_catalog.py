@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import uuid
 from dataclasses import dataclass
@@ -43,12 +44,14 @@ class Revision:
 
 @dataclass(frozen=True)
 class IngestReport:
-    """Outcome of :meth:`Catalog.ingest`. ``revision`` is None when nothing was new."""
+    """Outcome of :meth:`Catalog.ingest`. ``revision`` is None when nothing was new or changed;
+    ``changed`` counts catalogued samples whose metadata an ``update=True`` ingest changed."""
 
     revision: int | None
     added: int
     duplicates: int
     rows: int
+    changed: int = 0
 
 
 def _row_hash(row: dict[str, Any]) -> str:
@@ -114,8 +117,20 @@ class Catalog:
 
     def _one(self, sql: str, params: list | None = None):
         """First row of a query (fetching all, so no result stays open on the connection)."""
-        rows = self._con.execute(sql, params or []).fetchall()
+        with self._damaged():
+            rows = self._con.execute(sql, params or []).fetchall()
         return rows[0] if rows else None
+
+    @contextlib.contextmanager
+    def _damaged(self):
+        """Turn DuckDB's errors on reading the file (truncated, bad checksum) into one CatalogError."""
+        try:
+            yield
+        except duckdb.CatalogException:
+            raise
+        except duckdb.Error as err:
+            raise CatalogError(f"catalog {self.path} is damaged or unreadable: {str(err).splitlines()[0]} "
+                               "(restore it from a backup)") from None
 
     # -- revisions -------------------------------------------------------------------------
     @property
@@ -125,7 +140,8 @@ class Catalog:
 
     def revisions(self) -> list[Revision]:
         """All revisions, oldest first."""
-        rows = self._con.execute("SELECT * FROM revisions ORDER BY rev").fetchall()
+        with self._damaged():
+            rows = self._con.execute("SELECT * FROM revisions ORDER BY rev").fetchall()
         return [Revision(*r) for r in rows]
 
     def revision(self, rev: int | None = None) -> Revision:
@@ -182,9 +198,10 @@ class Catalog:
     def snapshot(self, revision: int | None = None) -> pa.Table:
         """Every sample as of ``revision`` (the head when None), ordered by sample_id."""
         rev = self.revision(revision).rev
-        return self._con.sql(
-            f"SELECT {_COLS} FROM sample_rows WHERE valid_from <= {rev} AND "
-            f"(valid_to IS NULL OR valid_to > {rev}) ORDER BY sample_id").to_arrow_table()
+        with self._damaged():
+            return self._con.sql(
+                f"SELECT {_COLS} FROM sample_rows WHERE valid_from <= {rev} AND "
+                f"(valid_to IS NULL OR valid_to > {rev}) ORDER BY sample_id").to_arrow_table()
 
     def query(self, where: str | None = None, *, filter: str | Path | None = None,
               revision: int | None = None, columns: list[str] | None = None,
@@ -225,13 +242,21 @@ class Catalog:
 
     # -- writing ---------------------------------------------------------------------------
     def ingest(self, metadata: str | Path, *, images_root: str | Path | None = None,
-               workers: int = 4, progress: bool = False, message: str | None = None) -> IngestReport:
+               workers: int = 4, progress: bool = False, message: str | None = None,
+               update: bool = False, allow_outside: bool = False,
+               limits: _ingest.ImageLimits | None = None) -> IngestReport:
         """Add the images a metadata file (CSV, Parquet or JSONL) names.
 
         Rows name images by ``file``, relative to ``images_root`` (default: the metadata file's
-        folder). Every row and image is checked before anything is written; re-ingesting the
-        same bytes adds nothing; the same bytes with other metadata raise
-        :class:`DuplicateSampleError`.
+        folder); a file outside it (symlinks followed) is refused unless ``allow_outside``. Only
+        regular files within ``limits`` (bytes, pixels) are read. Every row and image is checked
+        before anything is written, in one transaction. Re-ingesting the same bytes with the same
+        metadata adds nothing; with other metadata (consent, split, quality, …) it raises
+        :class:`DuplicateSampleError` naming the first changed sample and field, or, with
+        ``update=True``, writes the changes as part of a new revision.
+
+        >>> cat.ingest("captures/metadata.csv", update=True)   # doctest: +SKIP
+        IngestReport(revision=3, added=0, duplicates=39, rows=40, changed=1)
         """
         metadata = Path(metadata)
         base = str(images_root) if images_root is not None else str(metadata.parent)
@@ -240,11 +265,12 @@ class Catalog:
         for n, raw in enumerate(raw_rows, 1):
             try:
                 row = _ingest.parse_row(raw)
+                row["uri"] = _ingest.resolve_uri(row.pop("file"), base, allow_outside=allow_outside)
             except ValueError as err:
                 raise MetadataError(f"{metadata}: row {n} (file={raw.get('file')!r}): {err}") from None
-            row["uri"] = _ingest.resolve_uri(row.pop("file"), base)
+            row["_row"] = n
             rows.append(row)
-        probed = _progress_map(_ingest.iter_probed([r["uri"] for r in rows], workers),
+        probed = _progress_map(_ingest.iter_probed([r["uri"] for r in rows], workers, limits),
                                len(rows), "probing images", progress)
         for row, info in zip(rows, probed):
             row.update(info)
@@ -255,40 +281,52 @@ class Catalog:
         for row in rows:
             prior = seen.get(row["sample_id"])
             if prior is not None:
-                bad = _ingest.conflict_fields(prior, row)
+                bad = _ingest.changed_fields(prior, row)
                 if bad:
                     raise DuplicateSampleError(
-                        f"{metadata}: {row['uri']} and {prior['uri']} hold the same image bytes "
-                        f"(sample {row['sample_id']}) with conflicting {', '.join(bad)}")
+                        f"{metadata}: rows {prior['_row']} and {row['_row']} ({prior['uri']} and {row['uri']}) "
+                        f"hold the same image bytes (sample {row['sample_id']}) with conflicting {bad[0]} "
+                        f"({prior[bad[0]]!r} and {row[bad[0]]!r})")
                 duplicates += 1
                 continue
             seen[row["sample_id"]] = row
             fresh.append(row)
         existing = self._current_rows([r["sample_id"] for r in fresh])
-        new_rows = []
+        new_rows, changed = [], []
         for row in fresh:
             prior = existing.get(row["sample_id"])
             if prior is None:
                 new_rows.append(row)
                 continue
-            bad = _ingest.conflict_fields(prior, row)
-            if bad:
-                raise DuplicateSampleError(
-                    f"{metadata}: {row['uri']} repeats the bytes of catalogued sample {row['sample_id']} "
-                    f"({prior['uri']}) with conflicting {', '.join(bad)}; change a sample's metadata "
-                    "with `fpload catalog update`")
-            duplicates += 1
-        if not new_rows:
+            bad = _ingest.changed_fields(prior, row)
+            if not bad:
+                duplicates += 1
+                continue
+            where = (f"{metadata}: row {row['_row']} ({row['uri']}) repeats the bytes of catalogued sample "
+                     f"{row['sample_id']} with conflicting {bad[0]} ({prior[bad[0]]!r} in the catalog, "
+                     f"{row[bad[0]]!r} here)")
+            if not update:
+                raise DuplicateSampleError(f"{where}; pass --update to apply the file's metadata as a new "
+                                           "revision, or change it with `fpload catalog update`")
+            fixed = [f for f in bad if f not in UPDATABLE]
+            if fixed:
+                raise DuplicateSampleError(f"{where}; {fixed[0]} cannot be changed "
+                                           f"(changeable: {', '.join(UPDATABLE)})")
+            changed.append({**prior, **{f: row[f] for f in bad}})
+        if not new_rows and not changed:
             return IngestReport(revision=None, added=0, duplicates=duplicates, rows=len(rows))
-        rev = self._commit_revision("ingest", message or f"ingest {metadata.name}", new_rows, [])
-        return IngestReport(revision=rev, added=len(new_rows), duplicates=duplicates, rows=len(rows))
+        rev = self._commit_revision("ingest", message or f"ingest {metadata.name}", new_rows + changed,
+                                    [r["sample_id"] for r in changed])
+        return IngestReport(revision=rev, added=len(new_rows), duplicates=duplicates, rows=len(rows),
+                            changed=len(changed))
 
     def _current_rows(self, sample_ids: list[str]) -> dict[str, dict[str, Any]]:
         if not sample_ids:
             return {}
-        rows = self._con.execute(
-            f"SELECT {_COLS} FROM sample_rows WHERE valid_to IS NULL AND sample_id IN "
-            "(SELECT unnest(?::VARCHAR[]))", [sample_ids]).fetchall()
+        with self._damaged():
+            rows = self._con.execute(
+                f"SELECT {_COLS} FROM sample_rows WHERE valid_to IS NULL AND sample_id IN "
+                "(SELECT unnest(?::VARCHAR[]))", [sample_ids]).fetchall()
         cols = list(SAMPLE_COLUMNS)
         return {r[0]: dict(zip(cols, r)) for r in rows}
 

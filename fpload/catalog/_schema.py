@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 CATALOG_SCHEMA_VERSION = 1
 
 #: the columns a query sees, in order, with their DuckDB types
@@ -30,6 +32,12 @@ REQUIRED_METADATA = ("file", "subject_id", "finger", "impression", "sensor", "pp
 OPTIONAL_METADATA = ("quality", "split", "synthetic", "captured_at")
 #: columns ``fpload catalog update`` may change
 UPDATABLE = ("consent", "split", "quality", "sensor", "subject_id", "finger", "impression")
+#: metadata fields a metadata file sets for a sample (besides ``file``); re-ingesting known bytes
+#: with any of them changed is an error, or a new revision with ``ingest --update``
+METADATA_FIELDS = ("subject_id", "finger", "impression", "sensor", "ppi", "consent", "quality", "split",
+                   "synthetic", "captured_at", "extra")
+#: what a split name may be (pack names shards after it): letters, digits and '_'
+SPLIT_NAME = re.compile(r"[A-Za-z0-9_]+", re.ASCII)
 #: columns compared to decide whether a repeated image conflicts with what the catalog holds
 IDENTITY_FIELDS = ("subject_id", "finger", "impression", "sensor", "ppi")
 

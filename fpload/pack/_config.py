@@ -18,6 +18,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from fpload._frozen import FrozenConfig
+from fpload.catalog._schema import SPLIT_NAME
 from fpload.features._config import FeaturesConfig
 
 
@@ -57,7 +58,7 @@ class PackConfig(FrozenConfig):
         if not v:
             raise ValueError("at least one split is needed")
         for name, frac in v.items():
-            if not name or not name.replace("_", "").isalnum():
+            if not SPLIT_NAME.fullmatch(name):  # the catalog's rule (ASCII letters, digits, '_')
                 raise ValueError(f"split name {name!r} must be letters, digits or '_'")
             if frac < 0:
                 raise ValueError(f"split {name!r} has a negative fraction {frac}")

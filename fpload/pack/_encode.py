@@ -7,11 +7,11 @@ import json
 from datetime import datetime
 from typing import Any
 
-import fsspec
 import numpy as np
 from PIL import Image
 
 from fpload import formats
+from fpload.catalog._image import read_image_bytes
 from fpload.errors import ImageError
 
 _PASSTHROUGH_EXT = {"png": "png", "jpeg": "jpg", "jp2": "jp2", "tiff": "tiff", "bmp": "bmp"}
@@ -47,11 +47,10 @@ def encode_sample(task: tuple) -> tuple[list[tuple[str, bytes]], dict[str, dict[
     row, settings = task[0], task[1]
     job, compute = (task[2], task[3]) if len(task) > 2 else (None, ())
     uri = row["uri"]
-    try:
-        with fsspec.open(uri, "rb") as fh:
-            data = fh.read()
-    except FileNotFoundError:
-        raise ImageError(f"sample {row['sample_id']}: source image {uri} is missing") from None
+    try:  # regular files only: a source replaced by a device or a FIFO is refused, not read
+        data = read_image_bytes(uri, None)
+    except ImageError as err:
+        raise ImageError(f"sample {row['sample_id']}: source image {err}") from None
     if formats.sample_key(data) != row["sample_id"]:
         raise ImageError(f"sample {row['sample_id']}: source image {uri} changed since it was catalogued "
                          "(its bytes no longer match the sample id)")

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 
+from fpload.catalog._schema import SPLIT_NAME
 from fpload.pack._config import PackConfig
 from fpload.errors import ConsentError, DataError
 
-_SPLIT_NAME = re.compile(r"^[A-Za-z0-9_]+$")
+_SPLIT_NAME = SPLIT_NAME  # one rule for ingest and pack (fullmatch: no trailing newline)
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ def plan_version(selection: pa.Table, cfg: PackConfig) -> PackPlan:
     explicit: dict[str, set[str]] = {}
     for r in rows:
         if r["split"] is not None:
-            if not _SPLIT_NAME.match(r["split"]):
+            if not _SPLIT_NAME.fullmatch(r["split"]):
                 raise DataError(f"sample {r['sample_id']}: split {r['split']!r} is not a valid split name "
                                 "(letters, digits, '_')")
             explicit.setdefault(r["subject_id"], set()).add(r["split"])

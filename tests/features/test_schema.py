@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from fpload import formats
 from fpload.catalog import open_catalog
-from fpload.config import PackConfig
+from fpload.pack import PackConfig
 from fpload.errors import DataError, IntegrityError, VersionError
 from fpload.features import open_features, rows_to_sample_ids, sample_ids_to_rows
 from fpload.pack import pack_version

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from fpload import formats
 from fpload.catalog import open_catalog
-from fpload.config import PackConfig
+from fpload.pack import PackConfig
 from fpload.errors import FploadError, IntegrityError, VersionError
 from fpload.load import Loader
 from fpload.pack import pack_version
