@@ -449,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
         ctx = getattr(e, "ctx", None)
         if type(e).__name__ == "NoArgsIsHelpError" and ctx is not None:
             # a group given no verb: its help is the answer, but it is still a usage error
-            text = ctx.get_help()  # with rich, typer prints the help itself and returns ""
+            text = e.format_message()  # the help; with rich, typer printed it already and this is ""
             if text:
                 print(text, file=sys.stderr)
             return e.exit_code

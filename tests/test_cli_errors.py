@@ -88,7 +88,8 @@ def test_data_errors_stay_exit_1_one_line(tmp_path, capsys):
 
 def test_a_group_without_a_verb_shows_its_help_and_exits_2(capsys):
     code, out, err = run(capsys, "catalog")
-    assert code == 2 and "ingest" in out + err and "Traceback" not in out + err
+    assert code == 2 and "Traceback" not in out + err
+    assert (out + err).count("Usage: fpload catalog") == 1 and "ingest" in out + err
 
 
 def _is_int(text: str) -> bool:

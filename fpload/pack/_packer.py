@@ -191,6 +191,7 @@ def pack_version(catalog: Catalog, *, out: str | Path, name: str, where: str | N
     query = combine_where(where, filter)
     selection = catalog.query(query, revision=rev.rev)
     plan = plan_version(selection, cfg)
+    catalog.release()  # the plan holds every row the pack needs: let other processes use the catalog
     settings = cfg.to_dict()
 
     name_dir = Path(out) / name
