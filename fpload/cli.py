@@ -35,7 +35,9 @@ app.add_typer(versions_app, name="versions")
 out = Console()
 err = Console(stderr=True)
 
-CatalogOpt = typer.Option(Path("catalog.duckdb"), "--catalog", "-c", help="Catalog file (DuckDB).")
+CatalogOpt = typer.Option(Path("catalog.duckdb"), "--catalog", "-c",
+                          help="Catalog file (DuckDB). Readers share it; while another process writes it, "
+                               "waits up to FPLOAD_CATALOG_TIMEOUT seconds (default 60).")
 JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON to stdout.")
 RevOpt = typer.Option(None, "--rev", "-r", help="Catalog revision to read (default: the latest).")
 

@@ -14,9 +14,9 @@ end it holds itself), and keep Python's resource tracker alive with them. So:
 
 Example (what ``fpload.pack`` does)::
 
-    os.environ[PARENT_ENV] = str(os.getpid())
-    ctx.set_forkserver_preload([..., "fpload.pack._lifeline"])
-    ProcessPoolExecutor(workers, mp_context=ctx, initializer=die_with, initargs=(os.getpid(), start_time(os.getpid())))
+    start_fork_server(["fpload.pack._encode"])
+    ProcessPoolExecutor(workers, mp_context=get_context("forkserver"), initializer=die_with,
+                        initargs=(os.getpid(), start_time(os.getpid())))
 """
 
 from __future__ import annotations
@@ -94,6 +94,26 @@ def die_with(pid: int, started: str | None = None) -> None:
         os._exit(1)
 
     threading.Thread(target=watch, name="fpload-lifeline", daemon=True).start()
+
+
+def start_fork_server(preload: list[str]) -> None:
+    """Start (if not running) multiprocessing's fork server, importing ``preload`` and dying with this process.
+
+    ``FPLOAD_POOL_PARENT`` is set only while the fork server starts, so no other child of this
+    process takes it for a parent to die with.
+    """
+    from multiprocessing import forkserver
+
+    forkserver.set_forkserver_preload([*preload, __name__])
+    before = os.environ.get(PARENT_ENV)
+    os.environ[PARENT_ENV] = str(os.getpid())
+    try:
+        forkserver.ensure_running()
+    finally:
+        if before is None:
+            os.environ.pop(PARENT_ENV, None)
+        else:
+            os.environ[PARENT_ENV] = before
 
 
 def _preload_in_fork_server() -> None:

@@ -74,9 +74,8 @@ def _encoded(tasks: Iterable[tuple], workers: int) -> Iterator[tuple[list[tuple[
     ctx = get_context("forkserver")
     # the fork server imports the encoders once; every worker forked from it starts warm. Fork
     # server and workers die with this process, even on SIGKILL (see fpload.pack._lifeline).
-    ctx.set_forkserver_preload(["fpload.pack._encode", "fpload.features", "fpload.pack._lifeline"])
+    _lifeline.start_fork_server(["fpload.pack._encode", "fpload.features"])
     me = os.getpid()
-    os.environ[_lifeline.PARENT_ENV] = str(me)
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_lifeline.die_with,
                              initargs=(me, _lifeline.start_time(me))) as pool:
         pending: deque = deque()

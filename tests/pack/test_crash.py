@@ -226,6 +226,12 @@ def test_die_with_ends_a_process_whose_parent_is_killed(tmp_path):
         proc.stdout.close()
 
 
+def test_a_pool_pack_leaves_the_environment_as_it_was(catalog, tmp_path):
+    before = dict(os.environ)
+    pack_version(catalog, out=tmp_path, name="env", where="consent", workers=2)
+    assert dict(os.environ) == before and _lifeline.PARENT_ENV not in os.environ
+
+
 def test_alive():
     assert _lifeline.alive(os.getpid())
     assert _lifeline.alive(os.getpid(), _lifeline.start_time(os.getpid()))
