@@ -97,7 +97,9 @@ class Catalog:
     def _connect(self, *, create: bool) -> None:
         self._conn = _lock.connect(self.path, read_only=self.read_only, timeout=self._lock_timeout)
         try:
-            if create:
+            # another process may have created it while this one waited for the lock
+            if create and not self._conn.execute(
+                    "SELECT count(*) FROM information_schema.tables WHERE table_name = 'meta'").fetchall()[0][0]:
                 self._create()
             self._check_schema()
         except BaseException:

@@ -219,6 +219,18 @@ def test_a_catalog_lets_go_after_each_revision(cat_path, captures, tmp_path):
         cat.close()
 
 
+def test_two_processes_creating_one_catalog(tmp_path, captures):
+    path = tmp_path / "new.duckdb"
+    procs = [subprocess.Popen([sys.executable, "-c", "import sys; from fpload.cli import main; sys.exit(main())",
+                               "catalog", "ingest", str(captures), "-c", str(path)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+             for _ in range(2)]
+    results = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], results
+    outs = sorted(out for out, _ in results)
+    assert "nothing new" in outs[0] and "revision 1: added 40 samples" in outs[1]
+
+
 def test_a_closed_catalog_stays_closed(cat_path):
     from fpload.errors import CatalogError
 
