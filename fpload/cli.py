@@ -35,7 +35,9 @@ app.add_typer(versions_app, name="versions")
 out = Console()
 err = Console(stderr=True)
 
-CatalogOpt = typer.Option(Path("catalog.duckdb"), "--catalog", "-c", help="Catalog file (DuckDB).")
+CatalogOpt = typer.Option(Path("catalog.duckdb"), "--catalog", "-c",
+                          help="Catalog file (DuckDB). Readers share it; while another process writes it, "
+                               "waits up to FPLOAD_CATALOG_TIMEOUT seconds (default 60).")
 JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON to stdout.")
 RevOpt = typer.Option(None, "--rev", "-r", help="Catalog revision to read (default: the latest).")
 
@@ -49,10 +51,25 @@ def _filter_path(value: str | None) -> Path | None:
     return resolve_config(value, "filters") if value else None
 
 
-def _open(path: Path, create: bool = False):
+def _open(path: Path, create: bool = False, read_only: bool = False):
+    """Open a catalog; readers open it read-only, so they share it with other readers."""
     from fpload.catalog import open_catalog
 
-    return open_catalog(path, create=create)
+    return open_catalog(path, create=create, read_only=read_only)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        import fpload
+
+        out.print(f"fpload {fpload.__version__}", markup=False, highlight=False)
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True,
+                                       help="Print fpload's version and exit, e.g. `fpload --version`.")) -> None:
+    """Options that come before the verb."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -126,7 +143,7 @@ def catalog_query(
     from fpload.catalog import SAMPLE_COLUMNS
 
     cols = list(SAMPLE_COLUMNS) if columns.strip() == "*" else [c.strip() for c in columns.split(",") if c.strip()]
-    with _open(catalog) as cat:
+    with _open(catalog, read_only=True) as cat:
         table = cat.query(where, filter=_filter_path(filter_file), revision=rev, columns=cols)
         revision = cat.revision(rev).rev
     if count:
@@ -151,7 +168,7 @@ def catalog_stats(catalog: Path = CatalogOpt, rev: Optional[int] = RevOpt, as_js
 
     Example: fpload catalog stats --catalog cat.duckdb --rev 2
     """
-    with _open(catalog) as cat:
+    with _open(catalog, read_only=True) as cat:
         s = cat.stats(rev)
     if as_json:
         _print_json(s)
@@ -169,7 +186,7 @@ def catalog_revisions(catalog: Path = CatalogOpt, as_json: bool = JsonOpt) -> No
 
     Example: fpload catalog revisions --catalog cat.duckdb
     """
-    with _open(catalog) as cat:
+    with _open(catalog, read_only=True) as cat:
         revs = [r.to_dict() for r in cat.revisions()]
     if as_json:
         _print_json(revs)
@@ -242,7 +259,7 @@ def pack(
         raise UsageError("give --where EXPR and/or --filter FILE (use --where consent to take every "
                          "consented sample)")
     cfg = PackConfig.from_yaml(resolve_config(config, "pack")) if config else PackConfig()
-    with _open(catalog) as cat:
+    with _open(catalog, read_only=True) as cat:
         res = pack_version(cat, out=out_root, name=name, where=where, filter=_filter_path(filter_file), config=cfg,
                            revision=rev, parent=parent, workers=workers or env_workers(), progress=not as_json)
     if as_json:
@@ -417,55 +434,72 @@ def doctor(as_json: bool = JsonOpt) -> None:
             out.print(f"[bold]{k:<14}[/] {v}")
 
 
-def _register_optional_commands() -> None:
-    """Attach verbs whose modules live in their own stage packages."""
-    try:
-        from fpload.synth._cli import synth_command
-    except ImportError:
-        pass
-    else:
-        app.command("synth")(synth_command)
-    try:
-        from fpload.ops._cli import ops_app
-    except ImportError:
-        pass
-    else:
-        app.add_typer(ops_app, name="ops")
-    try:
-        from fpload.bench._cli import bench_app
-    except ImportError:
-        pass
-    else:
-        app.add_typer(bench_app, name="bench")
-    try:
-        from fpload.features._cli import features_app
-    except ImportError:
-        pass
-    else:
-        app.add_typer(features_app, name="features")
+def _register_stage_commands() -> None:
+    """Attach the verbs whose modules live in their own stage packages.
+
+    Imported plainly: a broken import fails loudly here instead of silently removing a verb.
+    """
+    from fpload.bench._cli import bench_app
+    from fpload.features._cli import features_app
+    from fpload.ops._cli import ops_app
+    from fpload.synth._cli import synth_command
+
+    app.command("synth")(synth_command)
+    app.add_typer(ops_app, name="ops")
+    app.add_typer(bench_app, name="bench")
+    app.add_typer(features_app, name="features")
 
 
-_register_optional_commands()
+_register_stage_commands()
+
+# typer (>= 0.29) bundles its own copy of click and no longer depends on the standalone one, so
+# usage errors are caught through typer's public names: ``typer.BadParameter`` derives from the
+# click UsageError and ClickException classes that typer raises, bundled or not.
+_CLICK_BASES = {c.__name__: c for c in typer.BadParameter.__mro__}
+_ClickUsageError: type[Exception] = _CLICK_BASES["UsageError"]
+_ClickException: type[Exception] = _CLICK_BASES["ClickException"]
+
+
+def _one_line(text: str) -> str:
+    return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``fpload`` console script."""
-    import click
+    """Entry point of the ``fpload`` console script: runs a verb and returns its exit code.
 
+    Every error a user can cause prints one line ``fpload: error: ...`` to stderr: exit 2 for bad
+    usage (unknown option, missing argument, bad value), 1 for bad data. ``FPLOAD_DEBUG=1`` re-raises
+    fpload's errors to show their traceback.
+
+    >>> main(["--version"])   # doctest: +SKIP
+    fpload 0.1.0
+    0
+    """
     try:
-        rc = app(args=argv, standalone_mode=False)  # a command's typer.Exit(code) comes back as code
+        rc = app(args=argv, prog_name="fpload", standalone_mode=False)  # typer.Exit(code) comes back as code
     except FploadError as e:
         if env_debug():
             raise
-        print(f"fpload: error: {e}", file=sys.stderr)
+        print(f"fpload: error: {_one_line(e)}", file=sys.stderr)
         return e.exit_code
-    except click.exceptions.Exit as e:
+    except typer.Exit as e:
         return e.exit_code
-    except click.exceptions.Abort:
+    except typer.Abort:
         print("fpload: aborted", file=sys.stderr)
         return 130
-    except click.ClickException as e:
-        e.show()
+    except _ClickUsageError as e:
+        ctx = getattr(e, "ctx", None)
+        if type(e).__name__ == "NoArgsIsHelpError" and ctx is not None:
+            # a group given no verb: its help is the answer, but it is still a usage error
+            text = e.format_message()  # the help; with rich, typer printed it already and this is ""
+            if text:
+                print(text, file=sys.stderr)
+            return e.exit_code
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        print(f"fpload: error: {_one_line(e.format_message())}{hint}", file=sys.stderr)
+        return e.exit_code
+    except _ClickException as e:
+        print(f"fpload: error: {_one_line(e.format_message())}", file=sys.stderr)
         return e.exit_code
     return rc if isinstance(rc, int) else 0
 

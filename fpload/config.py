@@ -23,6 +23,7 @@ Environment variables (all read here, nowhere else):
 - ``FPLOAD_WORKERS``: default worker-process count of ``fpload pack``.
 - ``FPLOAD_PLUGIN``: path of the fpload DALI operator plugin, instead of the installed one.
 - ``FPLOAD_TUNE_MALLOC``: ``0`` keeps glibc's malloc defaults (see :mod:`fpload.load._malloc`).
+- ``FPLOAD_CATALOG_TIMEOUT``: seconds to wait for a catalog that another process is writing (60).
 - ``FPLOAD_CACHE_DIR``: this user's cache (verified-version stamps), default ``~/.cache/fpload``.
 - ``FPLOAD_CUDA_ARCHITECTURES``: CUDA architectures of a plugin build (``pip install``,
   ``fpload ops build``), e.g. ``"90"``; default ``"80-real;90"``.
@@ -73,6 +74,12 @@ def env_cuda_architectures() -> str | None:
     """``FPLOAD_CUDA_ARCHITECTURES``, the CUDA architectures of a plugin build, if set."""
     value = os.environ.get("FPLOAD_CUDA_ARCHITECTURES", "").strip()
     return value or None
+
+
+def env_catalog_timeout() -> str | None:
+    """``FPLOAD_CATALOG_TIMEOUT`` as given (seconds to wait for a catalog another process writes),
+    parsed by :func:`fpload.catalog._lock.lock_timeout`; None when unset."""
+    return os.environ.get("FPLOAD_CATALOG_TIMEOUT", "").strip() or None
 
 
 def env_cache_dir() -> Path:

@@ -62,6 +62,10 @@ class CatalogError(FploadError, RuntimeError):
     """The catalog file is missing, of an unknown schema version, or inconsistent."""
 
 
+class CatalogBusyError(CatalogError, TimeoutError):
+    """Another process held the catalog file's lock for longer than the lock timeout."""
+
+
 class RevisionNotFoundError(CatalogError, LookupError):
     """A catalog revision that does not exist was asked for."""
 

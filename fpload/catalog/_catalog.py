@@ -13,7 +13,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from fpload.catalog import _ingest
+from fpload.catalog import _ingest, _lock
 from fpload.catalog._query import load_filter, run_where
 from fpload.catalog._schema import CATALOG_SCHEMA_VERSION, DDL, SAMPLE_COLUMNS, UPDATABLE
 from fpload.errors import (CatalogError, DuplicateSampleError, ImageError, MetadataError,
@@ -72,20 +72,52 @@ class Catalog:
         cat.query("finger IN (2, 7) AND consent", revision=1)
     """
 
-    def __init__(self, path: str | Path, *, read_only: bool = False):
+    def __init__(self, path: str | Path, *, read_only: bool = False, lock_timeout: float | None = None):
         self.path = Path(path)
+        self.read_only = read_only
+        self._lock_timeout = _lock.lock_timeout(lock_timeout)
+        self._conn: duckdb.DuckDBPyConnection | None = None
+        self._closed = False
         exists = self.path.exists()
         if read_only and not exists:
             raise CatalogError(f"catalog not found: {self.path} (create it with `fpload catalog ingest`)")
-        try:
-            self._con = duckdb.connect(str(self.path), read_only=read_only)
-        except duckdb.Error as err:
-            raise CatalogError(f"cannot open catalog {self.path}: {str(err).splitlines()[0]}") from None
-        if not exists:
-            self._create()
-        self._check_schema()
+        self._connect(create=not exists)
+        self.release()
 
     # -- lifecycle -------------------------------------------------------------------------
+    # DuckDB lets one process write a file or many read it (see fpload.catalog._lock), so a Catalog
+    # holds its connection only while it works: it connects on first use, and lets go after each
+    # revision it commits and whenever ``release()`` is called (a pack does, once it has its snapshot).
+    @property
+    def _con(self) -> duckdb.DuckDBPyConnection:
+        """The open connection, (re)connecting first if released."""
+        if self._conn is None:
+            if self._closed:
+                raise CatalogError(f"catalog {self.path} is closed; open it again with open_catalog()")
+            self._connect(create=False)
+        return self._conn
+
+    def _connect(self, *, create: bool) -> None:
+        self._conn = _lock.connect(self.path, read_only=self.read_only, timeout=self._lock_timeout)
+        try:
+            # another process may have created it while this one waited for the lock
+            if create and not self._conn.execute(
+                    "SELECT count(*) FROM information_schema.tables WHERE table_name = 'meta'").fetchall()[0][0]:
+                self._create()
+            self._check_schema()
+        except BaseException:
+            self.release()
+            raise
+
+    def release(self) -> None:
+        """Close the connection so other processes may write; the next use reconnects.
+
+        >>> snap = cat.snapshot(); cat.release()   # long work on ``snap`` holds no lock  # doctest: +SKIP
+        """
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            conn.close()
+
     def _create(self) -> None:
         self._con.execute("BEGIN")
         self._con.execute(DDL)
@@ -107,7 +139,9 @@ class Catalog:
                 f"(this fpload reads {CATALOG_SCHEMA_VERSION})")
 
     def close(self) -> None:
-        self._con.close()
+        """Close the catalog for good; a later use raises :class:`CatalogError`."""
+        self.release()
+        self._closed = True
 
     def __enter__(self) -> "Catalog":
         return self
@@ -182,6 +216,8 @@ class Catalog:
         except BaseException:
             self._con.execute("ROLLBACK")
             raise
+        finally:
+            self.release()  # let other processes in as soon as the revision is written
         return rev
 
     @staticmethod
@@ -430,11 +466,17 @@ def _progress_map(it, total: int, label: str, show: bool) -> list:
     return out
 
 
-def open_catalog(path: str | Path, *, create: bool = True, read_only: bool = False) -> Catalog:
+def open_catalog(path: str | Path, *, create: bool = True, read_only: bool = False,
+                 lock_timeout: float | None = None) -> Catalog:
     """Open (and by default create) a catalog file.
 
-    >>> cat = open_catalog("catalog.duckdb")   # doctest: +SKIP
+    ``read_only`` catalogs share the file with other readers; a writer (or a reader, while another
+    process writes) waits up to ``lock_timeout`` seconds (default: ``FPLOAD_CATALOG_TIMEOUT`` or 60)
+    and then raises :class:`~fpload.errors.CatalogBusyError`.
+
+    >>> cat = open_catalog("catalog.duckdb")                               # doctest: +SKIP
+    >>> reader = open_catalog("catalog.duckdb", read_only=True, lock_timeout=5)  # doctest: +SKIP
     """
     if not create and not Path(path).exists():
         raise CatalogError(f"catalog not found: {path} (create it with `fpload catalog ingest`)")
-    return Catalog(path, read_only=read_only)
+    return Catalog(path, read_only=read_only, lock_timeout=lock_timeout)

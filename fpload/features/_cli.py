@@ -83,7 +83,7 @@ def features_show(
 
 @features_app.command("import")
 def features_import(
-    version: Path = typer.Argument(..., help="The version whose feature to import (ROOT/NAME[/ID])."),
+    version: Path = typer.Argument(..., help="The version whose feature to import: ROOT/NAME (its latest) or ROOT/NAME/ID."),
     catalog: Path = typer.Option(..., "--catalog", "-c", help="Catalog file (DuckDB) to write into."),
     feature: str = typer.Option("quality", "--feature", help="A scalar feature of the cache."),
     column: str = typer.Option("quality", "--column", help="The catalog column to set (an updatable one)."),

@@ -6,6 +6,8 @@ import io
 import json
 import os
 import shutil
+import socket
+import time
 import uuid
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
@@ -23,6 +25,7 @@ from fpload import formats
 from fpload.catalog import Catalog, combine_where
 from fpload.pack._config import PackConfig
 from fpload.errors import UsageError, VersionConflictError, VersionNotFoundError
+from fpload.pack import _lifeline
 from fpload.pack._encode import encode_batch
 from fpload.pack._plan import PackPlan, plan_version
 from fpload.pack._shard import ShardInfo, ShardWriter
@@ -69,9 +72,12 @@ def _encoded(tasks: Iterable[tuple], workers: int) -> Iterator[tuple[list[tuple[
             yield from encode_batch(chunk)
         return
     ctx = get_context("forkserver")
-    # the fork server imports the encoders once; every worker forked from it starts warm
-    ctx.set_forkserver_preload(["fpload.pack._encode", "fpload.features"])
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+    # the fork server imports the encoders once; every worker forked from it starts warm. Fork
+    # server and workers die with this process, even on SIGKILL (see fpload.pack._lifeline).
+    _lifeline.start_fork_server(["fpload.pack._encode", "fpload.features"])
+    me = os.getpid()
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_lifeline.die_with,
+                             initargs=(me, _lifeline.start_time(me))) as pool:
         pending: deque = deque()
         chunks = _chunks(tasks, _CHUNK)
         for chunk in chunks:
@@ -91,19 +97,73 @@ def _validate_name(name: str) -> None:
         raise UsageError(f"version name {name!r} must be letters, digits, '-', '_' or '.', not starting with '.'")
 
 
+#: a pack's temporary folder ``.tmp-HOST-PID-RANDOM`` that no process has written to for this many
+#: seconds (24 h) is removed by the next pack of that name, from any host
+STALE_TMP_AGE_S = 24 * 3600
+
+
+def _host() -> str:
+    """This host's name as it appears in temporary folder names (letters, digits, '-', '_', '.')."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in socket.gethostname()) or "unknown-host"
+
+
+def _tmp_name() -> str:
+    """A temporary folder name that no other pack, on this host or another, can be using."""
+    return f".tmp-{_host()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def _tmp_owner(name: str) -> tuple[str | None, int] | None:
+    """``(host, pid)`` of a temporary folder name; host None for the old ``.tmp-PID-RANDOM`` form."""
+    if not name.startswith(".tmp-"):
+        return None
+    parts = name[len(".tmp-"):].rsplit("-", 2)
+    try:
+        if len(parts) == 3 and parts[0]:
+            return parts[0], int(parts[1])
+        if len(parts) == 2:
+            return None, int(parts[0])
+    except ValueError:
+        pass
+    return None
+
+
+def _last_touched(path: Path) -> float:
+    """Latest modification time of a folder, its entries and their entries (a live pack writes there)."""
+    latest = path.lstat().st_mtime
+    for entry in os.scandir(path):
+        latest = max(latest, entry.stat(follow_symlinks=False).st_mtime)
+        if entry.is_dir(follow_symlinks=False):
+            for sub in os.scandir(entry.path):
+                latest = max(latest, sub.stat(follow_symlinks=False).st_mtime)
+    return latest
+
+
+def _tmp_is_stale(name: str, last_touched: float, now: float) -> bool:
+    """Whether a temporary folder is provably abandoned.
+
+    Made on this host by a process that is no longer alive: yes. Otherwise (another host, whose
+    processes cannot be seen from here; the old name without a host; a live pid on this host, which
+    may be a reused one) only once nothing in it has changed for :data:`STALE_TMP_AGE_S` seconds.
+    """
+    owner = _tmp_owner(name)
+    if owner is None:
+        return False
+    host, pid = owner
+    if host == _host() and not _lifeline.alive(pid):
+        return True
+    return now - last_touched > STALE_TMP_AGE_S
+
+
 def _clean_stale_tmp(name_dir: Path) -> None:
-    """Remove temporary folders left by packs that crashed (their process is gone)."""
+    """Remove the temporary folders of crashed packs (see :func:`_tmp_is_stale`); keep everything else."""
+    now = time.time()
     for tmp in name_dir.glob(".tmp-*"):
         try:
-            pid = int(tmp.name.split("-")[1])
-        except (IndexError, ValueError):
+            stale = tmp.is_dir() and not tmp.is_symlink() and _tmp_is_stale(tmp.name, _last_touched(tmp), now)
+        except OSError:  # removed meanwhile by its pack, or unreadable: not ours to judge
             continue
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if stale:
             shutil.rmtree(tmp, ignore_errors=True)
-        except PermissionError:
-            pass
 
 
 def _resolve_parent(out: Path, name: str, parent: str | Path | None):
@@ -167,8 +227,11 @@ def pack_version(catalog: Catalog, *, out: str | Path, name: str, where: str | N
                  progress: bool = False) -> PackResult:
     """Select samples from ``catalog`` and publish them as version ``out/name/<version_id>``.
 
-    Everything is written under a temporary folder that is renamed into place once the manifest
-    is in it, so a crash leaves no half version and a rerun finishes the work. The same query,
+    Everything is written under a temporary folder ``out/name/.tmp-HOST-PID-RANDOM`` that is
+    renamed into place once the manifest is in it, so a crash leaves no half version and a rerun
+    finishes the work; a later pack removes a crashed pack's folder once that is provably dead (this
+    host, pid gone) or untouched for :data:`STALE_TMP_AGE_S` (24 h). The catalog is released as
+    soon as the samples are planned, and the encode processes die with this one. The same query,
     catalog revision and config (and parent) give the same ``version_id`` and byte-identical
     files; packing an existing version again is a no-op that returns it.
 
@@ -191,13 +254,14 @@ def pack_version(catalog: Catalog, *, out: str | Path, name: str, where: str | N
     query = combine_where(where, filter)
     selection = catalog.query(query, revision=rev.rev)
     plan = plan_version(selection, cfg)
+    catalog.release()  # the plan holds every row the pack needs: let other processes use the catalog
     settings = cfg.to_dict()
 
     name_dir = Path(out) / name
     name_dir.mkdir(parents=True, exist_ok=True)
     _clean_stale_tmp(name_dir)
     parent_version = _resolve_parent(Path(out), name, parent)
-    tmp = name_dir / f".tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp = name_dir / _tmp_name()
     (tmp / formats.SHARDS_DIR).mkdir(parents=True)
     try:
         features = _feature_writer(tmp, plan, cfg, parent_version)

@@ -229,7 +229,9 @@ def test_failure_mid_pack_leaves_no_half_version(tmp_path):
 
 
 def test_stale_temp_folder_of_a_dead_pack_is_cleaned(tmp_path, catalog):
-    stale = tmp_path / "v" / f".tmp-{2**22 + 12345}-deadbeef"
+    from fpload.pack._packer import _host
+
+    stale = tmp_path / "v" / f".tmp-{_host()}-{2**22 + 12345}-deadbeef"
     stale.mkdir(parents=True)
     (stale / "junk.tar").write_bytes(b"x")
     pack_version(catalog, out=tmp_path, name="v", where="consent")
