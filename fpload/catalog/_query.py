@@ -215,6 +215,12 @@ def select_ids(snapshot: pa.Table, where: str, *, timeout: float | None = None,
     >>> select_ids(cat.snapshot(), "finger = 2 AND consent")   # doctest: +SKIP
     ['0a1f…', …]
     """
+    mask = _match(snapshot, where, timeout, memory_limit)
+    return list(dict.fromkeys(snapshot.column("sample_id").filter(mask).to_pylist()))
+
+
+def _match(snapshot: pa.Table, where: str, timeout: float | None, memory_limit: str | None) -> pa.ChunkedArray:
+    """Which rows of ``snapshot`` hold an id the sandboxed query selected (a boolean mask)."""
     limits = QueryLimits.resolve(timeout, memory_limit)
     tree = parse_where(where)
     sql = render_select(tree, "sample_id")
@@ -240,8 +246,7 @@ def select_ids(snapshot: pa.Table, where: str, *, timeout: float | None = None,
             raise QueryError(f"invalid query {where!r}: {_clean(str(err))}") from None
     finally:
         con.close()
-    wanted = set(got.column("sample_id").to_pylist())
-    return [s for s in snapshot.column("sample_id").to_pylist() if s in wanted]
+    return pc.is_in(snapshot.column("sample_id"), value_set=pc.unique(got.column("sample_id")))
 
 
 def run_where(snapshot: pa.Table, where: str | None, *, columns: list[str] | None = None,
@@ -263,8 +268,7 @@ def run_where(snapshot: pa.Table, where: str | None, *, columns: list[str] | Non
     if where is None:
         rows = snapshot
     else:
-        ids = select_ids(snapshot, where, timeout=timeout, memory_limit=memory_limit)
-        rows = snapshot.filter(pc.is_in(snapshot.column("sample_id"), value_set=pa.array(ids, pa.string())))
+        rows = snapshot.filter(_match(snapshot, where, timeout, memory_limit))
     rows = rows.select(cols)
     if limit is not None:
         rows = rows.slice(0, max(int(limit), 0))
