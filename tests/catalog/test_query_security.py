@@ -276,8 +276,16 @@ _TOKENS = ["consent", "finger", "sample_id", "subject_id", "quality", "extra", "
            "ALL", "SELECT", "*", "FROM", "samples", "sample_rows", "WHERE", "LIMIT 1", "ORDER BY 1", "true",
            "false", "current_setting('threads')", "duckdb_settings()", "query('SELECT 1')", "lower(",
            "json_extract_string(extra, '$.site')", "REPLACE (true AS consent)", "$1", "?", "::VARCHAR",
-           "CASE WHEN", "THEN", "ELSE", "END", "BETWEEN", "LIKE", "'%'", "\\", "\x00", "\n"]
-_queries = st.one_of(st.text(max_size=40),
+           "CASE WHEN", "THEN", "ELSE", "END", "BETWEEN", "LIKE", "'%'", "\\", "\x00", "\n",
+           ") UNION ALL SELECT * FROM samples", ") UNION ALL SELECT * REPLACE (true AS consent) FROM samples",
+           ") UNION ALL SELECT sample_id FROM samples"]
+_TAILS = ["UNION ALL SELECT * FROM samples", "UNION ALL SELECT * REPLACE (0 AS quality) FROM samples",
+          "OR true", "; SELECT 1"]
+# injection-shaped text: a condition, some ')' to close the WHERE, a tail, something to hide the rest
+_injections = st.builds(lambda pre, n, tail, end: f"{pre}{')' * n} {tail} {end}",
+                        st.sampled_from(["true", "consent", "false"]), st.integers(1, 3),
+                        st.sampled_from(_TAILS), st.sampled_from(["--", "AND (true", ""]))
+_queries = st.one_of(_injections, st.text(max_size=40),
                      st.lists(st.sampled_from(_TOKENS), min_size=1, max_size=12).map(" ".join))
 
 
