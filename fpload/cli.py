@@ -40,6 +40,10 @@ CatalogOpt = typer.Option(Path("catalog.duckdb"), "--catalog", "-c",
                                "waits up to FPLOAD_CATALOG_TIMEOUT seconds (default 60).")
 JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON to stdout.")
 RevOpt = typer.Option(None, "--rev", "-r", help="Catalog revision to read (default: the latest).")
+QueryTimeoutOpt = typer.Option(None, "--query-timeout", min=0.001, help="Seconds a query may run before it is "
+                               "stopped (default: FPLOAD_QUERY_TIMEOUT or 30).")
+QueryMemoryOpt = typer.Option(None, "--query-memory", help="Memory a query may use, e.g. 2GB or 512MB "
+                              "(default: FPLOAD_QUERY_MEMORY or 2GB).")
 
 
 def _print_json(obj: Any) -> None:
@@ -131,12 +135,16 @@ def catalog_query(
                                 "--columns", help="Comma-separated columns to show ('*' for all)."),
     limit: int = typer.Option(20, "--limit", "-n", help="Rows to show (0: all)."),
     count: bool = typer.Option(False, "--count", help="Print only the number of matching samples."),
+    query_timeout: Optional[float] = QueryTimeoutOpt,
+    query_memory: Optional[str] = QueryMemoryOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Select samples with a read-only SQL WHERE expression, as of any revision.
 
     Columns: sample_id uri subject_id finger impression sensor ppi width height format quality split
     consent synthetic captured_at extra. JSON fields: json_extract_string(extra, '$.site').
+    A query is one condition: comparisons, AND/OR/NOT, IN, BETWEEN, LIKE, CASE, casts and the
+    scalar functions of fpload.catalog.QUERY_FUNCTIONS; no subqueries, statements or comments.
 
     Example: fpload catalog query "finger IN (2,7) AND quality >= 40 AND consent" --rev 3
     """
@@ -144,7 +152,8 @@ def catalog_query(
 
     cols = list(SAMPLE_COLUMNS) if columns.strip() == "*" else [c.strip() for c in columns.split(",") if c.strip()]
     with _open(catalog, read_only=True) as cat:
-        table = cat.query(where, filter=_filter_path(filter_file), revision=rev, columns=cols)
+        table = cat.query(where, filter=_filter_path(filter_file), revision=rev, columns=cols,
+                          timeout=query_timeout, memory_limit=query_memory)
         revision = cat.revision(rev).rev
     if count:
         _print_json({"count": table.num_rows, "revision": revision}) if as_json else out.print(table.num_rows)
@@ -205,8 +214,13 @@ def catalog_update(
                                    "quality, sensor, subject_id, finger, impression."),
     catalog: Path = CatalogOpt,
     message: Optional[str] = typer.Option(None, "--message", "-m", help="Note stored with the revision."),
+    query_timeout: Optional[float] = QueryTimeoutOpt,
+    query_memory: Optional[str] = QueryMemoryOpt,
 ) -> None:
     """Change metadata of matching samples in a new revision (old values stay readable).
+
+    The query selects sample ids at the latest revision; a query that matches no sample is an
+    error (exit 1), so a mistyped withdrawal does not pass silently.
 
     Example (a subject withdraws consent):
       fpload catalog update "subject_id = 'S017'" --set consent=false -m "withdrawn 2026-11-02"
@@ -218,8 +232,9 @@ def catalog_update(
         k, v = item.split("=", 1)
         changes[k.strip()] = None if v.strip().lower() in ("null", "none", "") else v.strip()
     with _open(catalog) as cat:
-        rev, n = cat.update(where, changes, message=message)
-    out.print(f"revision {rev}: changed {n} samples" if rev else "nothing changed")
+        rev, n = cat.update(where, changes, message=message, timeout=query_timeout, memory_limit=query_memory)
+    out.print(f"revision {rev}: changed {n} samples" if rev
+              else "nothing changed: every matching sample already holds these values")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -242,6 +257,8 @@ def pack(
                                          "manifest; its feature cache is reused for unchanged samples."),
     workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1,
                                           help="Encoding processes (default: FPLOAD_WORKERS or the core count)."),
+    query_timeout: Optional[float] = QueryTimeoutOpt,
+    query_memory: Optional[str] = QueryMemoryOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Freeze a catalog query into an immutable, content-addressed dataset version.
@@ -261,7 +278,8 @@ def pack(
     cfg = PackConfig.from_yaml(resolve_config(config, "pack")) if config else PackConfig()
     with _open(catalog, read_only=True) as cat:
         res = pack_version(cat, out=out_root, name=name, where=where, filter=_filter_path(filter_file), config=cfg,
-                           revision=rev, parent=parent, workers=workers or env_workers(), progress=not as_json)
+                           revision=rev, parent=parent, workers=workers or env_workers(), progress=not as_json,
+                           query_timeout=query_timeout, query_memory_limit=query_memory)
     if as_json:
         _print_json({"path": str(res.path), "version_id": res.version_id, "created": res.created,
                      "samples": res.samples, "counts": res.counts, "bytes": res.bytes,

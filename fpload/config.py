@@ -23,6 +23,7 @@ Environment variables (all read here, nowhere else):
 - ``FPLOAD_WORKERS``: default worker-process count of ``fpload pack``.
 - ``FPLOAD_PLUGIN``: path of the fpload DALI operator plugin, instead of the installed one.
 - ``FPLOAD_TUNE_MALLOC``: ``0`` keeps glibc's malloc defaults (see :mod:`fpload.load._malloc`).
+- ``FPLOAD_QUERY_TIMEOUT`` / ``FPLOAD_QUERY_MEMORY``: limits of every catalog query (30 s, 2GB).
 - ``FPLOAD_CATALOG_TIMEOUT``: seconds to wait for a catalog that another process is writing (60).
 - ``FPLOAD_CACHE_DIR``: this user's cache (verified-version stamps), default ``~/.cache/fpload``.
 - ``FPLOAD_CUDA_ARCHITECTURES``: CUDA architectures of a plugin build (``pip install``,
@@ -74,6 +75,12 @@ def env_cuda_architectures() -> str | None:
     """``FPLOAD_CUDA_ARCHITECTURES``, the CUDA architectures of a plugin build, if set."""
     value = os.environ.get("FPLOAD_CUDA_ARCHITECTURES", "").strip()
     return value or None
+
+
+def env_query_limit_texts() -> tuple[str, str]:
+    """``FPLOAD_QUERY_TIMEOUT`` and ``FPLOAD_QUERY_MEMORY`` as given ("" when unset), parsed by
+    :func:`fpload.catalog._query.env_query_limits` (defaults 30 s and 2GB)."""
+    return (os.environ.get("FPLOAD_QUERY_TIMEOUT", "").strip(), os.environ.get("FPLOAD_QUERY_MEMORY", "").strip())
 
 
 def env_catalog_timeout() -> str | None:

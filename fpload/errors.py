@@ -54,6 +54,10 @@ class DuplicateSampleError(DataError):
     """The same image bytes appear twice with conflicting metadata."""
 
 
+class NoMatchError(DataError, LookupError):
+    """A query that must select samples (``catalog update``) matched none."""
+
+
 class ConsentError(DataError):
     """A selection holds samples whose subjects have not consented, and the config does not allow it."""
 

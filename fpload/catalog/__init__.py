@@ -10,8 +10,10 @@ Example::
 """
 
 from fpload.catalog._catalog import Catalog, IngestReport, Revision, combine_where, open_catalog
-from fpload.catalog._query import compile_filter, load_filter
+from fpload.catalog._query import QueryLimits, compile_filter, load_filter, select_ids
 from fpload.catalog._schema import REQUIRED_METADATA, SAMPLE_COLUMNS
+from fpload.catalog._sqlcheck import CAST_TYPES, QUERY_FUNCTIONS, parse_where
 
 __all__ = ["Catalog", "IngestReport", "Revision", "open_catalog", "combine_where", "compile_filter",
-           "load_filter", "REQUIRED_METADATA", "SAMPLE_COLUMNS"]
+           "load_filter", "REQUIRED_METADATA", "SAMPLE_COLUMNS", "QUERY_FUNCTIONS", "CAST_TYPES", "QueryLimits",
+           "parse_where", "select_ids"]

@@ -14,10 +14,11 @@ import duckdb
 import pyarrow as pa
 
 from fpload.catalog import _ingest, _lock
-from fpload.catalog._query import load_filter, run_where
+from fpload.catalog._query import load_filter, run_where, select_ids
+from fpload.catalog._sqlcheck import parse_where
 from fpload.catalog._schema import CATALOG_SCHEMA_VERSION, DDL, SAMPLE_COLUMNS, UPDATABLE
 from fpload.errors import (CatalogError, DuplicateSampleError, ImageError, MetadataError,
-                           QueryError, RevisionNotFoundError, UsageError)
+                           NoMatchError, RevisionNotFoundError, UsageError)
 from fpload.formats import canonical_json
 
 _COLS = ", ".join(SAMPLE_COLUMNS)
@@ -241,15 +242,21 @@ class Catalog:
 
     def query(self, where: str | None = None, *, filter: str | Path | None = None,
               revision: int | None = None, columns: list[str] | None = None,
-              limit: int | None = None) -> pa.Table:
+              limit: int | None = None, timeout: float | None = None,
+              memory_limit: str | None = None) -> pa.Table:
         """Samples matching a SQL WHERE expression and/or a YAML filter file, as of a revision.
 
-        The query runs read-only in a sandbox (see :mod:`fpload.catalog._query`).
+        The query is checked against an allow-list and runs read-only in a sandbox, stopped after
+        ``timeout`` seconds or at ``memory_limit`` (defaults: ``FPLOAD_QUERY_TIMEOUT`` /
+        ``FPLOAD_QUERY_MEMORY``, else 30 s and 2GB); it selects ids, and the rows are the
+        snapshot's own (see :mod:`fpload.catalog._query`).
 
         >>> cat.query("finger IN (2, 7) AND quality >= 40 AND consent")   # doctest: +SKIP
+        >>> cat.query("json_extract_string(extra, '$.site') = 'lab-a'", timeout=5, memory_limit="512MB")  # doctest: +SKIP
         """
         where = combine_where(where, filter)
-        return run_where(self.snapshot(revision), where, columns=columns, limit=limit)
+        return run_where(self.snapshot(revision), where, columns=columns, limit=limit, timeout=timeout,
+                         memory_limit=memory_limit)
 
     def stats(self, revision: int | None = None) -> dict[str, Any]:
         """Counts of samples, subjects, fingers, sensors, splits and consent as of a revision."""
@@ -366,10 +373,15 @@ class Catalog:
         cols = list(SAMPLE_COLUMNS)
         return {r[0]: dict(zip(cols, r)) for r in rows}
 
-    def update(self, where: str, changes: dict[str, Any], *, message: str | None = None) -> tuple[int | None, int]:
+    def update(self, where: str, changes: dict[str, Any], *, message: str | None = None,
+               timeout: float | None = None, memory_limit: str | None = None) -> tuple[int | None, int]:
         """Change fields of the samples matching ``where``; returns ``(revision, samples changed)``.
 
         Only :data:`UPDATABLE` fields may change. Old values stay readable at older revisions.
+        ``where`` selects ids in the query sandbox over the head's snapshot (never against the
+        catalog file); those samples are then changed by id, each once. A query matching no sample
+        raises :class:`NoMatchError`; ``(None, 0)`` means every matched sample already held the
+        values. ``timeout`` / ``memory_limit`` bound the query as in :meth:`query`.
 
         >>> cat.update("subject_id = 'S17'", {"consent": False}, message="consent withdrawn")  # doctest: +SKIP
         """
@@ -385,9 +397,11 @@ class Catalog:
         except ValueError as err:
             raise UsageError(f"bad value: {err}") from None
         values = {k: parsed[k] for k in changes}
-        matched = run_where(self.snapshot(), where, columns=["sample_id"])["sample_id"].to_pylist()
+        head = self.revision()
+        matched = select_ids(self.snapshot(head.rev), where, timeout=timeout, memory_limit=memory_limit)
         if not matched:
-            return None, 0
+            raise NoMatchError(f"query {where!r} matches no sample at revision {head.rev} of {self.path}: "
+                               "nothing changed (check it with `fpload catalog query`)")
         current = self._current_rows(matched)
         new_rows = []
         for sid in matched:
@@ -441,13 +455,17 @@ class Catalog:
 
 
 def combine_where(where: str | None, filter: str | Path | None) -> str | None:
-    """AND a WHERE expression with a YAML filter file's expression (either may be absent)."""
+    """AND a WHERE expression with a YAML filter file's expression (either may be absent).
+
+    Each part is first checked on its own to be one allowed expression
+    (:func:`fpload.catalog._sqlcheck.parse_where`), so putting it in parentheses cannot change
+    what the other part selects.
+    """
     parts = []
     if filter is not None:
         parts.append(load_filter(filter))
     if where is not None:
-        if not where.strip():
-            raise QueryError("the query is empty: give a SQL WHERE expression such as 'finger IN (2, 7)'")
+        parse_where(where)
         parts.append(f"({where})")
     return " AND ".join(parts) if parts else None
 

@@ -1,23 +1,36 @@
-"""Read-only catalog queries: a SQL WHERE expression or a YAML filter, run in a sandbox.
+"""Read-only catalog queries: a SQL WHERE expression or a YAML filter, checked, then run in a sandbox.
 
-The expression never touches the catalog file: the snapshot of the asked revision is handed as an
-Arrow table to a fresh in-memory DuckDB that has file access, Python replacement scans and
-configuration changes switched off, and holds no other table. So no query text can change the
-catalog, read another table, or read a file.
+A query is parsed by DuckDB's own parser and accepted only as one condition built from an
+allow-list (:mod:`fpload.catalog._sqlcheck`). DuckDB's rendering of the accepted tree then runs
+against the snapshot of the asked revision, handed as an Arrow table to a fresh in-memory DuckDB
+that has file access, spilling, Python replacement scans and configuration changes switched off,
+holds no other table, and stops the query at a time and a memory limit (:class:`QueryLimits`). The
+query yields sample ids only; rows are then taken from the snapshot by id. So no query text can
+change the catalog, add, repeat or alter a row, read another table, a setting or a file, or run
+without bound.
 """
 
 from __future__ import annotations
 
 import re
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from fpload._frozen import read_yaml
 from fpload.catalog._schema import SAMPLE_COLUMNS
+from fpload.catalog._sqlcheck import parse_where, render_select, render_value
+from fpload.config import env_query_limit_texts
 from fpload.errors import ConfigError, QueryError
+
+#: a query's time limit in seconds, and its memory limit, unless set otherwise
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_MEMORY = "2GB"
 
 _OPS = {"eq": "=", "ne": "<>", "lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
 _FILTER_KEYS = {"where", "match", "description"}
@@ -84,10 +97,19 @@ def compile_filter(spec: dict[str, Any], source: str = "filter") -> str:
     if raw is not None:
         if not isinstance(raw, str) or not raw.strip():
             raise ConfigError(f"{source}: key 'where' must be a non-empty SQL expression")
+        try:
+            parse_where(raw.strip())
+        except QueryError as err:
+            raise ConfigError(f"{source}: key 'where': {err}") from None
         parts.append(raw.strip())
     if not parts:
         raise ConfigError(f"{source}: the filter selects nothing: give 'where' or 'match'")
-    return " AND ".join(f"({p})" for p in parts)
+    combined = " AND ".join(f"({p})" for p in parts)
+    try:
+        parse_where(combined)
+    except QueryError as err:
+        raise ConfigError(f"{source}: {err}") from None
+    return combined
 
 
 def load_filter(path: str | Path) -> str:
@@ -95,76 +117,159 @@ def load_filter(path: str | Path) -> str:
     return compile_filter(read_yaml(path, "filter"), source=str(path))
 
 
-def _sandbox() -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(":memory:", config={"enable_external_access": False})
+_MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)?\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class QueryLimits:
+    """The time and memory a query may use in the sandbox.
+
+    >>> QueryLimits.resolve(timeout=5, memory_limit="512MB")
+    QueryLimits(timeout=5.0, memory_limit='512MB')
+    """
+
+    timeout: float = DEFAULT_TIMEOUT
+    memory_limit: str = DEFAULT_MEMORY
+
+    @classmethod
+    def resolve(cls, timeout: float | None = None, memory_limit: str | None = None) -> "QueryLimits":
+        """The limits to use: the arguments given, else ``FPLOAD_QUERY_TIMEOUT`` /
+        ``FPLOAD_QUERY_MEMORY`` (see :func:`env_query_limits`), else 30 s and 2GB."""
+        env_timeout, env_memory = env_query_limits()
+        if timeout is None:
+            timeout = env_timeout
+        elif isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0 \
+                or timeout == float("inf"):
+            raise ConfigError(f"query timeout {timeout!r} must be a positive number of seconds")
+        memory = env_memory if memory_limit is None else _memory("query memory limit", memory_limit)
+        return cls(float(timeout), memory)
+
+
+def _memory(what: str, value: Any) -> str:
+    text = str(value)
+    m = _MEMORY.match(text)
+    if isinstance(value, bool) or m is None or float(m.group(1)) <= 0:
+        raise ConfigError(f"{what} {value!r} must be a positive size such as 2GB, 512MB or 1.5GiB")
+    return f"{m.group(1)}{(m.group(2) or 'B').upper()}"
+
+
+def env_query_limits() -> tuple[float, str]:
+    """``FPLOAD_QUERY_TIMEOUT`` (seconds, default 30) and ``FPLOAD_QUERY_MEMORY`` (default 2GB)."""
+    raw_timeout, raw_memory = env_query_limit_texts()
+    raw = raw_timeout
+    timeout = DEFAULT_TIMEOUT
+    if raw:
+        try:
+            timeout = float(raw)
+        except ValueError:
+            timeout = -1.0
+        if not 0 < timeout < float("inf"):
+            raise ConfigError(f"FPLOAD_QUERY_TIMEOUT={raw!r} must be a positive number of seconds")
+    memory = _memory("FPLOAD_QUERY_MEMORY", raw_memory) if raw_memory else DEFAULT_MEMORY
+    return timeout, memory
+
+
+def _sandbox(limits: QueryLimits) -> duckdb.DuckDBPyConnection:
+    """A fresh in-memory DuckDB: no file access, no spilling to disk, the memory limit set, and
+    the configuration locked so no query can change it."""
+    con = duckdb.connect(":memory:", config={"enable_external_access": False, "temp_directory": "",
+                                             "memory_limit": limits.memory_limit})
     con.execute("SET python_enable_replacements = false")
     return con
 
 
 def _clean(message: str) -> str:
     first = message.strip().splitlines()[0]
-    return re.sub(r"^\w+ Error: ", "", first)
+    return re.sub(r"^[\w ]+ Error: ", "", first)
 
 
-def run_where(snapshot: pa.Table, where: str | None, *, columns: list[str] | None = None,
-              order_by: str | None = "sample_id", limit: int | None = None) -> pa.Table:
-    """Rows of ``snapshot`` matching the WHERE expression, computed in the sandbox.
-
-    Raises :class:`QueryError` for a syntax error, an unknown column, more than one statement, or
-    any attempt to reach beyond the samples (another table, a file, a setting).
-    """
-    if where is not None and not where.strip():
-        raise QueryError("the query is empty: give a SQL WHERE expression such as 'finger IN (2, 7)'")
-    cols = columns or list(snapshot.column_names)
-    for c in cols:
-        if c not in snapshot.column_names:
-            raise QueryError(f"unknown column '{c}' (columns: {', '.join(snapshot.column_names)})")
-    select = ", ".join(f'"{c}"' for c in cols)
-    sql = f"SELECT {select} FROM samples"
-    if where is not None:
-        sql += f" WHERE ({where})"
-    if order_by:
-        sql += f" ORDER BY {order_by}"
-    if limit is not None:
-        sql += f" LIMIT {int(limit)}"
-    con = _sandbox()
+def _execute(con: duckdb.DuckDBPyConnection, sql: str, limits: QueryLimits, where: str | None) -> pa.Table:
+    """Run ``sql`` on the sandbox within ``limits``; stopping it at the time limit or the memory
+    limit raises :class:`QueryError` naming the limit and how to raise it."""
+    con.execute("SET lock_configuration = true")
+    timer = threading.Timer(limits.timeout, con.interrupt)
+    timer.daemon = True
+    timer.start()
     try:
-        try:
-            statements = con.extract_statements(sql)
-        except duckdb.ParserException as err:
-            if ";" in (where or ""):
-                raise QueryError(f"query {where!r} holds ';': queries are one read-only WHERE "
-                                 "expression, not statements") from None
-            raise QueryError(f"syntax error in query {where!r}: {_clean(str(err))}") from None
-        if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
-            raise QueryError(
-                f"query {where!r} is not a single filter expression: queries are read-only "
-                "WHERE expressions (no ';', no statements)"
-            )
+        return con.sql(sql).to_arrow_table()
+    except duckdb.InterruptException:
+        raise QueryError(
+            f"query {where!r} stopped at its time limit of {limits.timeout:g} s; raise it with "
+            "--query-timeout SECONDS or FPLOAD_QUERY_TIMEOUT (timeout= in Python)") from None
+    except duckdb.OutOfMemoryException:
+        raise QueryError(
+            f"query {where!r} stopped at its memory limit of {limits.memory_limit}; raise it with "
+            "--query-memory SIZE or FPLOAD_QUERY_MEMORY (memory_limit= in Python)") from None
+    finally:
+        timer.cancel()
+
+
+def select_ids(snapshot: pa.Table, where: str, *, timeout: float | None = None,
+               memory_limit: str | None = None) -> list[str]:
+    """The sample ids of ``snapshot`` matching the WHERE expression, distinct, in snapshot order.
+
+    The expression is checked by :func:`~fpload.catalog._sqlcheck.parse_where` and DuckDB's
+    rendering of the checked tree runs in a sandbox that holds only ``snapshot`` (as the table
+    ``samples``), within the time and memory limits (:class:`QueryLimits`).
+
+    >>> select_ids(cat.snapshot(), "finger = 2 AND consent")   # doctest: +SKIP
+    ['0a1f…', …]
+    """
+    mask = _match(snapshot, where, timeout, memory_limit)
+    return list(dict.fromkeys(snapshot.column("sample_id").filter(mask).to_pylist()))
+
+
+def _match(snapshot: pa.Table, where: str, timeout: float | None, memory_limit: str | None) -> pa.ChunkedArray:
+    """Which rows of ``snapshot`` hold an id the sandboxed query selected (a boolean mask)."""
+    limits = QueryLimits.resolve(timeout, memory_limit)
+    tree = parse_where(where)
+    sql = render_select(tree, "sample_id")
+    con = _sandbox(limits)
+    try:
         con.register("samples", snapshot)
-        con.execute("SET lock_configuration = true")
         try:
-            return con.sql(sql).to_arrow_table()
+            kind = str(con.sql(render_value(tree)).types[0])
+            if kind not in ("BOOLEAN", '"NULL"', "NULL"):
+                raise QueryError(f"query {where!r} is a {kind}, not a condition: write a comparison "
+                                 "such as 'finger = 2' or 'consent'")
+            got = _execute(con, sql, limits, where)
+        except QueryError:
+            raise
         except duckdb.BinderException as err:
             msg = _clean(str(err))
             m = re.search(r'column "([^"]+)" not found', msg)
             if m:
-                raise QueryError(
-                    f"unknown column '{m.group(1)}' in query {where!r} "
-                    f"(columns: {', '.join(snapshot.column_names)})"
-                ) from None
+                raise QueryError(f"unknown column '{m.group(1)}' in query {where!r} "
+                                 f"(columns: {', '.join(snapshot.column_names)})") from None
             raise QueryError(f"invalid query {where!r}: {msg}") from None
-        except duckdb.CatalogException as err:
-            raise QueryError(
-                f"query {where!r} refers to something other than the samples: {_clean(str(err))}; "
-                "queries may read only the sample columns"
-            ) from None
-        except duckdb.PermissionException:
-            raise QueryError(
-                f"query {where!r} tries to read a file or change a setting: queries may read only "
-                "the sample columns"
-            ) from None
         except duckdb.Error as err:
             raise QueryError(f"invalid query {where!r}: {_clean(str(err))}") from None
     finally:
         con.close()
+    return pc.is_in(snapshot.column("sample_id"), value_set=pc.unique(got.column("sample_id")))
+
+
+def run_where(snapshot: pa.Table, where: str | None, *, columns: list[str] | None = None,
+              limit: int | None = None, timeout: float | None = None,
+              memory_limit: str | None = None) -> pa.Table:
+    """Rows of ``snapshot`` whose ids match the WHERE expression, taken from ``snapshot`` itself.
+
+    The query selects sample ids only (:func:`select_ids`); the rows returned are the snapshot's
+    own, each once, in snapshot order, so no query can add, repeat or alter a row. Raises
+    :class:`QueryError` for a syntax error, an unknown column, anything outside the allow-list,
+    or a query stopped at its time or memory limit.
+
+    >>> run_where(cat.snapshot(), "finger IN (2, 7)", columns=["sample_id", "finger"])  # doctest: +SKIP
+    """
+    cols = columns or list(snapshot.column_names)
+    for c in cols:
+        if c not in snapshot.column_names:
+            raise QueryError(f"unknown column '{c}' (columns: {', '.join(snapshot.column_names)})")
+    if where is None:
+        rows = snapshot
+    else:
+        rows = snapshot.filter(_match(snapshot, where, timeout, memory_limit))
+    rows = rows.select(cols)
+    if limit is not None:
+        rows = rows.slice(0, max(int(limit), 0))
+    return rows

@@ -23,9 +23,11 @@ import pyarrow.parquet as pq
 import fpload
 from fpload import formats
 from fpload.catalog import Catalog, combine_where
-from fpload.pack._config import PackConfig
-from fpload.errors import UsageError, VersionConflictError, VersionNotFoundError
+from fpload.catalog._query import run_where
+from fpload.errors import ConsentError, UsageError, VersionConflictError, VersionNotFoundError
 from fpload.pack import _lifeline
+from fpload.pack._config import PackConfig
+from fpload.pack._consent import with_head_consent
 from fpload.pack._encode import encode_batch
 from fpload.pack._plan import PackPlan, plan_version
 from fpload.pack._shard import ShardInfo, ShardWriter
@@ -224,7 +226,8 @@ def _progress(total: int, show: bool):
 def pack_version(catalog: Catalog, *, out: str | Path, name: str, where: str | None = None,
                  filter: str | Path | None = None, config: PackConfig | None = None,
                  revision: int | None = None, parent: str | Path | None = None, workers: int = 1,
-                 progress: bool = False) -> PackResult:
+                 progress: bool = False, query_timeout: float | None = None,
+                 query_memory_limit: str | None = None) -> PackResult:
     """Select samples from ``catalog`` and publish them as version ``out/name/<version_id>``.
 
     Everything is written under a temporary folder ``out/name/.tmp-HOST-PID-RANDOM`` that is
@@ -241,6 +244,12 @@ def pack_version(catalog: Catalog, *, out: str | Path, name: str, where: str | N
     samples its cache already holds with the same extractors are copied, not recomputed
     (``PackResult.features_computed`` / ``features_reused`` count them).
 
+    Consent is read at the catalog's head whatever ``revision`` is packed: the query and the
+    consent check see each sample's consent as of the latest revision (a sample no longer there
+    has none), so packing an older revision cannot undo a withdrawal; the manifest's
+    ``consent.checked_at`` records that revision. ``query_timeout`` / ``query_memory_limit``
+    bound the query as in :meth:`Catalog.query`.
+
     Example::
 
         cat = open_catalog("catalog.duckdb")
@@ -251,10 +260,20 @@ def pack_version(catalog: Catalog, *, out: str | Path, name: str, where: str | N
     _validate_name(name)
     cfg = config or PackConfig()
     rev = catalog.revision(revision)
+    head = catalog.revision()
     query = combine_where(where, filter)
-    selection = catalog.query(query, revision=rev.rev)
-    plan = plan_version(selection, cfg)
-    catalog.release()  # the plan holds every row the pack needs: let other processes use the catalog
+    snapshot = catalog.snapshot(rev.rev)
+    if head.rev != rev.rev:
+        snapshot = with_head_consent(snapshot, catalog.snapshot(head.rev))
+    catalog.release()  # the snapshots hold every row the pack needs: let other processes use the catalog
+    selection = run_where(snapshot, query, timeout=query_timeout, memory_limit=query_memory_limit)
+    try:
+        plan = plan_version(selection, cfg)
+    except ConsentError as err:
+        if head.rev == rev.rev:
+            raise
+        raise ConsentError(f"{err} (consent is read at the catalog's latest revision {head.rev}, "
+                           f"whatever revision is packed)") from None
     settings = cfg.to_dict()
 
     name_dir = Path(out) / name
@@ -278,7 +297,8 @@ def pack_version(catalog: Catalog, *, out: str | Path, name: str, where: str | N
             "catalog": {"revision": rev.rev, "digest": rev.digest},
             "settings": settings,
             "consent": {"allow_without_consent": cfg.allow_without_consent,
-                        "samples_without_consent": plan.without_consent},
+                        "samples_without_consent": plan.without_consent,
+                        "checked_at": {"revision": head.rev, "digest": head.digest}},
             "samples": len(plan.rows),
             "labels": plan.labels,
             "splits": plan.splits,

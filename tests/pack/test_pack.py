@@ -52,7 +52,8 @@ def test_layout_manifest_and_samples(packed):
     assert m["version_id"] == res.version_id == res.path.name == formats.compute_version_id(m)
     assert m["catalog"]["revision"] == 1 and m["query"]["where"] == "(consent)"
     assert sum(m["counts"].values()) == m["samples"] == 40
-    assert m["consent"] == {"allow_without_consent": False, "samples_without_consent": 0}
+    assert m["consent"] == {"allow_without_consent": False, "samples_without_consent": 0,
+                            "checked_at": {"revision": 1, "digest": m["catalog"]["digest"]}}
     for s in m["shards"]:
         tar = res.path / "shards" / s["file"]
         assert tar.stat().st_size == s["bytes"] and s["samples"] <= 7
@@ -102,7 +103,8 @@ def test_consent_is_refused_unless_allowed(tmp_path, catalog):
     assert not any((tmp_path / "v").glob("*/manifest.json"))
     res = pack_version(catalog, out=tmp_path, name="v", where="finger >= 0",
                        config=PackConfig(allow_without_consent=True))
-    assert res.manifest["consent"] == {"allow_without_consent": True, "samples_without_consent": 4}
+    assert res.manifest["consent"] == {"allow_without_consent": True, "samples_without_consent": 4,
+                                       "checked_at": {"revision": 2, "digest": catalog.revision(2).digest}}
 
 
 def _read_with_webdataset(shard: Path) -> list[dict]:
