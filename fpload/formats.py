@@ -230,9 +230,10 @@ def read_manifest(version_dir: str | Path) -> dict[str, Any]:
             f"(it reads {MANIFEST_SCHEMA_VERSION})"
         )
     feats = manifest.get("features")
-    if isinstance(feats, dict) and feats.get("schema_version") != FEATURES_SCHEMA_VERSION:
+    if isinstance(feats, dict) and feats.get("schema_version") not in FEATURES_READ_SCHEMA_VERSIONS:
         raise VersionError(f"{path}: the feature cache's schema_version {feats.get('schema_version')!r} "
-                           f"is not supported by this fpload (it reads {FEATURES_SCHEMA_VERSION})")
+                           f"is not supported by this fpload (it reads "
+                           f"{', '.join(map(str, FEATURES_READ_SCHEMA_VERSIONS))})")
     try:
         _ManifestModel.model_validate(manifest)
     except ValidationError as err:

@@ -79,6 +79,9 @@ class Catalog:
         self._lock_timeout = _lock.lock_timeout(lock_timeout)
         self._conn: duckdb.DuckDBPyConnection | None = None
         self._closed = False
+        #: an in-memory catalog (``":memory:"``, for tests and scratch work) lives only in its
+        #: connection, so it keeps it until closed
+        self._in_memory = str(path) == ":memory:"
         exists = self.path.exists()
         if read_only and not exists:
             raise CatalogError(f"catalog not found: {self.path} (create it with `fpload catalog ingest`)")
@@ -115,7 +118,7 @@ class Catalog:
 
         >>> snap = cat.snapshot(); cat.release()   # long work on ``snap`` holds no lock  # doctest: +SKIP
         """
-        if self._conn is not None:
+        if self._conn is not None and not (self._in_memory and not self._closed):
             conn, self._conn = self._conn, None
             conn.close()
 
@@ -141,8 +144,8 @@ class Catalog:
 
     def close(self) -> None:
         """Close the catalog for good; a later use raises :class:`CatalogError`."""
-        self.release()
         self._closed = True
+        self.release()
 
     def __enter__(self) -> "Catalog":
         return self
