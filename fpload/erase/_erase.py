@@ -115,7 +115,8 @@ def _plan(cat, roots: list[Path], subjects: list[str], samples: list[str], where
             hashes.setdefault(sample_ref(sid), {}).update(h)
     catalog_rows = len(_redact.rows_of(cat, sample_ids=sorted(ids))) if ids else 0
     sources = sorted({r["uri"] for r in _redact.rows_of(cat, sample_ids=sorted(ids))}) if ids else []
-    return {"sample_ids": sorted(ids), "subject_refs": sorted(subject_ref(s) for s in subj),
+    return {"sample_ids": sorted(ids), "subject_refs": sorted(subject_ref(s) for s in subjects),
+            "affected_subject_refs": sorted(subject_ref(s) for s in subj),
             "versions": found_versions, "member_hashes": hashes,
             "catalog_samples": catalog_rows, "sources": sources}
 

@@ -70,7 +70,7 @@ def build_receipt(j: dict[str, Any]) -> dict[str, Any]:
         "schema_version": RECEIPT_SCHEMA_VERSION, "erasure_id": j["erasure_id"], "reason": j["reason"],
         "who": j["who"], "started_at": j["started_at"], "catalog": j["catalog"], "roots": j["roots"],
         "where_sha256": j.get("where_sha256"),
-        "subject_refs": plan["subject_refs"],
+        "subject_refs": plan["subject_refs"], "affected_subject_refs": plan["affected_subject_refs"],
         "samples": [{"sample_ref": sample_ref(s), "members": plan["member_hashes"].get(sample_ref(s), {})}
                     for s in plan["sample_ids"]],
         "found": {"catalog_rows": plan["catalog_samples"], "versions": len(plan["versions"]),
