@@ -458,6 +458,7 @@ def _register_stage_commands() -> None:
     Imported plainly: a broken import fails loudly here instead of silently removing a verb.
     """
     from fpload.bench._cli import bench_app
+    from fpload.erase._cli import erase_app
     from fpload.features._cli import features_app
     from fpload.ops._cli import ops_app
     from fpload.synth._cli import synth_command
@@ -466,6 +467,7 @@ def _register_stage_commands() -> None:
     app.add_typer(ops_app, name="ops")
     app.add_typer(bench_app, name="bench")
     app.add_typer(features_app, name="features")
+    app.add_typer(erase_app, name="erase")
 
 
 _register_stage_commands()

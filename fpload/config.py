@@ -26,6 +26,7 @@ Environment variables (all read here, nowhere else):
 - ``FPLOAD_QUERY_TIMEOUT`` / ``FPLOAD_QUERY_MEMORY``: limits of every catalog query (30 s, 2GB).
 - ``FPLOAD_CATALOG_TIMEOUT``: seconds to wait for a catalog that another process is writing (60).
 - ``FPLOAD_CACHE_DIR``: this user's cache (verified-version stamps), default ``~/.cache/fpload``.
+- ``FPLOAD_ERASE_CRASH_AT``: tests only, a point at which ``fpload erase`` kills itself (crash tests).
 - ``FPLOAD_CUDA_ARCHITECTURES``: CUDA architectures of a plugin build (``pip install``,
   ``fpload ops build``), e.g. ``"90"``; default ``"80-real;90"``.
 """
@@ -87,6 +88,13 @@ def env_catalog_timeout() -> str | None:
     """``FPLOAD_CATALOG_TIMEOUT`` as given (seconds to wait for a catalog another process writes),
     parsed by :func:`fpload.catalog._lock.lock_timeout`; None when unset."""
     return os.environ.get("FPLOAD_CATALOG_TIMEOUT", "").strip() or None
+
+
+def env_erase_crash_at() -> str | None:
+    """``FPLOAD_ERASE_CRASH_AT`` (tests only): a step name ``NAME`` or ``NAME:N`` at which
+    ``fpload erase`` kills itself with SIGKILL (the N-th time it passes that point), to test that a
+    rerun completes an interrupted erasure. Unset in normal use."""
+    return os.environ.get("FPLOAD_ERASE_CRASH_AT", "").strip() or None
 
 
 def env_cache_dir() -> Path:

@@ -86,6 +86,10 @@ class VersionConflictError(VersionError, FileExistsError):
     """The output already holds different content under that name and id."""
 
 
+class VersionErasedError(VersionNotFoundError):
+    """A version tombstoned by an erasure; the message names its successor (exit code 1)."""
+
+
 class IntegrityError(VersionError):
     """A published file does not match its manifest (size, hash or sample count)."""
 

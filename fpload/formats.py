@@ -58,6 +58,8 @@ MANIFEST_NAME = "manifest.json"
 SAMPLES_NAME = "samples.parquet"
 SHARDS_DIR = "shards"
 FEATURES_NAME = "features.zarr"
+#: what replaces the manifest of a version tombstoned by an erasure (see :mod:`fpload.erase`)
+TOMBSTONE_NAME = "tombstone.json"
 
 #: version of the feature-cache layout (features.zarr and the manifest's ``features`` entry) written
 #: by this fpload; 2 stores the sample ids as ``uint8 [N, 16]`` (only Zarr v3 core data types)
@@ -285,6 +287,17 @@ class _ManifestModel(_Entry):
     features: _FileModel | None = None
 
 
+def index_space(manifest: dict[str, Any]) -> int:
+    """Length of a version's global index space: ``samples``, or, for the successor of an erasure,
+    the optional ``index_space`` it keeps from its parent (its samples keep their indices and labels,
+    the feature cache keeps its rows, the erased rows blank; see :mod:`fpload.erase`).
+
+    >>> index_space({"samples": 3}), index_space({"samples": 3, "index_space": 5})
+    (3, 5)
+    """
+    return int(manifest.get("index_space", manifest["samples"]))
+
+
 def _plain_name(name: str) -> bool:
     """A single path component: no separator, not ``.``/``..``, not hidden, printable ASCII."""
     return bool(_PLAIN_NAME.fullmatch(name)) and not name.startswith(".")
@@ -357,13 +370,21 @@ def samples_problems(manifest: dict[str, Any], table: Any) -> list[str]:
             problems.append(f"{name}: row {bad} has {column} {got[bad].as_py()!r}, "
                             f"{MANIFEST_NAME} implies {want[bad].item()!r}")
 
-    first_diff("index", np.arange(n, dtype=np.int64))
+    space = index_space(manifest)
+    if space == n:
+        first_diff("index", np.arange(n, dtype=np.int64))
+    elif n:  # a successor of an erasure keeps its parent's indices: strictly increasing, in range
+        index = table.column("index").to_numpy(zero_copy_only=False)
+        steps = np.flatnonzero(np.diff(index) <= 0)
+        if index.dtype.kind not in "iu" or index[0] < 0 or index[-1] >= space or len(steps):
+            problems.append(f"{name}: column 'index' is not strictly increasing within [0, {space}) "
+                            f"(the index_space of {MANIFEST_NAME})")
     if sum(reps) == n:
         first_diff("split", np.repeat(np.array([s["split"] for s in shards], dtype=str), reps))
         first_diff("shard", np.repeat(np.array([s["file"] for s in shards], dtype=str), reps))
     labels = table.column("label").to_numpy(zero_copy_only=False)
     if n and (labels.dtype.kind not in "iu" or labels.min() < 0 or labels.max() >= manifest["labels"]
-              or len(np.unique(labels)) != manifest["labels"]):
+              or (space == n and len(np.unique(labels)) != manifest["labels"])):
         problems.append(f"{name}: labels span {len(np.unique(labels))} values in "
                         f"[{labels.min()}, {labels.max()}], {MANIFEST_NAME} says {manifest['labels']} labels")
     return problems

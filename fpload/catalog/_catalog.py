@@ -456,6 +456,18 @@ class Catalog:
         rev = self._commit_revision("update", message, new_rows, [r["sample_id"] for r in new_rows])
         return rev, len(new_rows)
 
+    def erase_samples(self, sample_ids: list[str], *, erasure_id: str, reason: str,
+                      who: str) -> dict[str, Any]:
+        """Delete these samples' rows at every revision, record a redaction, rewrite the file.
+
+        >>> cat.erase_samples(ids, erasure_id="9c1e...", reason="consent withdrawn", who="dpo")  # doctest: +SKIP
+        """
+        from fpload.catalog import _redact
+
+        report = _redact.erase_rows(self, sample_ids, erasure_id=erasure_id, reason=reason, who=who)
+        _redact.compact_catalog(self)
+        return report
+
 
 def combine_where(where: str | None, filter: str | Path | None) -> str | None:
     """AND a WHERE expression with a YAML filter file's expression (either may be absent).

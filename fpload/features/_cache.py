@@ -106,7 +106,7 @@ class FeatureCache:
 
     @property
     def samples(self) -> int:
-        return int(self.version.manifest["samples"])
+        return formats.index_space(self.version.manifest)  # rows: global indices (holes after an erasure)
 
     @property
     def block(self) -> int:
@@ -267,7 +267,7 @@ def open_features(version: str | Path | Version, *, expect: Mapping[str, int] | 
     if schema != found:
         raise VersionError(f"{where}: the group's schema_version is {schema!r}, "
                            f"the manifest says {found!r}")
-    n = int(v.manifest["samples"])
+    n = formats.index_space(v.manifest)
     expected = {formats.FEATURES_SAMPLE_ID: None, **entry["arrays"]}
     for name, spec in expected.items():
         label = "the sample_id array" if spec is None else \
@@ -301,6 +301,8 @@ def open_features(version: str | Path | Version, *, expect: Mapping[str, int] | 
     cache = FeatureCache(v, entry, group)
     ids = cache.sample_ids
     want_ids = v.samples.column("sample_id").to_numpy(zero_copy_only=False).astype(str)
+    if len(want_ids) != len(ids):  # an erasure's successor: its samples sit at their indices
+        ids = ids[v.samples.column("index").to_numpy()]
     if not np.array_equal(ids, want_ids):
         bad = int(np.flatnonzero(ids != want_ids)[0])
         raise IntegrityError(f"{where}: sample_id row {bad} is {ids[bad]!r}, samples.parquet has "

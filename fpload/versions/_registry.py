@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -12,7 +13,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fpload import formats
-from fpload.errors import IntegrityError, ShardNotFoundError, VersionError, VersionNotFoundError
+from fpload.errors import (IntegrityError, ShardNotFoundError, VersionErasedError, VersionError,
+                           VersionNotFoundError)
 from fpload.versions import _stamp
 from fpload.versions._stamp import Pinned
 
@@ -202,7 +204,23 @@ def list_versions(root: str | Path) -> list[Version]:
     return sorted(versions, key=lambda v: (v.manifest.get("created_at", ""), v.name, v.id))
 
 
+def _refuse_tombstone(path: Path) -> None:
+    """Raise :class:`VersionErasedError` naming the successor when ``path`` is a tombstoned version."""
+    stone = path / formats.TOMBSTONE_NAME
+    if _is_version(path) or not stone.is_file():
+        return
+    try:
+        t = json.loads(stone.read_text())
+        succ, eid = t["successor"], t["erasure_id"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise VersionErasedError(f"version at {path} was erased (its {formats.TOMBSTONE_NAME} is unreadable)") from None
+    where = f"{path.parent / succ}" if succ else "none (no sample was left)"
+    raise VersionErasedError(f"version {path.parent.name}/{t.get('version_id', path.name)} was erased by erasure "
+                             f"{eid}; use its successor {where}")
+
+
 def _find(path: Path) -> Version:
+    _refuse_tombstone(path)
     if _is_version(path):
         return Version(path=path, manifest=formats.read_manifest(path))
     if path.is_dir():
@@ -213,6 +231,9 @@ def _find(path: Path) -> Version:
     parent = path.parent
     if parent.is_dir():
         matches = [p for p in parent.iterdir() if p.name.startswith(path.name) and _is_version(p)]
+        stones = [p for p in parent.iterdir() if p.name.startswith(path.name) and (p / formats.TOMBSTONE_NAME).is_file()]
+        if not matches and len(stones) == 1:
+            _refuse_tombstone(stones[0])
         if len(matches) == 1:
             return Version(path=matches[0], manifest=formats.read_manifest(matches[0]))
         if len(matches) > 1:

@@ -1,0 +1,167 @@
+"""Erasure in the catalog: delete a subject's rows at every revision, keep a redaction marker.
+
+An erasure is not an update: the rows of the erased samples are *deleted* from ``sample_rows``,
+whatever their ``valid_from``/``valid_to``, so no revision returns them any more (as-of queries of
+older revisions simply lack them). In the same transaction a row of the ``redactions`` table
+records who, when, why and how many rows — naming the samples only by :func:`sample_ref` — and a
+revision of op ``erase`` chains its digest over those refs.
+
+DuckDB keeps deleted rows in free blocks of the file (``CHECKPOINT`` and ``VACUUM`` leave the
+strings readable in the file's bytes: ``tests/catalog/test_redact.py`` shows it), so the erasure
+then rewrites the catalog into a fresh file (``COPY FROM DATABASE``) and atomically replaces the old
+one (:func:`compact_catalog`).
+
+Example::
+
+    report = erase_rows(cat, ["3f2a..."], erasure_id="e1", reason="consent withdrawn", who="dpo")
+    compact_catalog(cat)
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+REDACTIONS_DDL = """
+CREATE TABLE IF NOT EXISTS redactions (
+    erasure_id VARCHAR PRIMARY KEY,
+    rev INTEGER NOT NULL,
+    created_at TIMESTAMP NOT NULL,
+    who VARCHAR NOT NULL,
+    reason VARCHAR NOT NULL,
+    rows_deleted INTEGER NOT NULL,
+    samples INTEGER NOT NULL,
+    sample_refs JSON NOT NULL
+)
+"""
+
+
+def subject_ref(subject_id: str) -> str:
+    """How governance records name a subject: ``sha256("fpload-subject:" + id)`` hex, never the id.
+
+    >>> subject_ref("S17")[:12]
+    'ea3b90a04aeb'
+    """
+    return hashlib.sha256(f"fpload-subject:{subject_id}".encode()).hexdigest()
+
+
+def sample_ref(sample_id: str) -> str:
+    """How receipts name an erased sample: ``sha256("fpload-sample:" + sample_id)`` hex.
+
+    >>> len(sample_ref("00" * 16))
+    64
+    """
+    return hashlib.sha256(f"fpload-sample:{sample_id}".encode()).hexdigest()
+
+
+def who_am_i() -> str:
+    """The user name recorded with an erasure (the login, or the uid in a container)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
+
+
+def rows_of(cat, *, subjects: list[str] = (), sample_ids: list[str] = ()) -> list[dict[str, Any]]:
+    """Every row, at any revision, of the given subjects or sample ids: ``sample_id``, ``uri``,
+    ``subject_id`` (distinct per sample and subject)."""
+    with cat._damaged():
+        rows = cat._con.execute(
+            "SELECT DISTINCT sample_id, uri, subject_id FROM sample_rows WHERE subject_id IN "
+            "(SELECT unnest(?::VARCHAR[])) OR sample_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY ALL",
+            [list(subjects), list(sample_ids)]).fetchall()
+    cat.release()
+    return [{"sample_id": s, "uri": u, "subject_id": j} for s, u, j in rows]
+
+
+def has_redaction(cat, erasure_id: str) -> dict[str, Any] | None:
+    """The ``redactions`` row of an erasure (None when absent or the table does not exist yet)."""
+    with cat._damaged():
+        exists = cat._con.execute("SELECT count(*) FROM information_schema.tables "
+                                  "WHERE table_name = 'redactions'").fetchall()[0][0]
+        if not exists:
+            return None
+        cur = cat._con.execute("SELECT * FROM redactions WHERE erasure_id = ?", [erasure_id])
+        row = cur.fetchall()
+        cols = [d[0] for d in cur.description]
+    return dict(zip(cols, row[0])) if row else None
+
+
+def erase_rows(cat, sample_ids: list[str], *, erasure_id: str, reason: str, who: str) -> dict[str, Any]:
+    """Delete every row of ``sample_ids`` (all revisions) and write the redaction and an ``erase``
+    revision, in one transaction. Idempotent: an erasure already recorded returns its row."""
+    done = has_redaction(cat, erasure_id)
+    if done is not None:
+        cat.release()
+        return {"revision": done["rev"], "rows_deleted": done["rows_deleted"], "already": True}
+    refs = sorted(sample_ref(s) for s in set(sample_ids))
+    con = cat._con
+    prev = cat.revision()
+    rev = prev.rev + 1
+    digest = hashlib.sha256("\n".join([prev.digest, "erase", *refs]).encode()).hexdigest()
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    con.execute("BEGIN")
+    try:
+        con.execute(REDACTIONS_DDL)
+        ids = sorted(set(sample_ids))
+        head_rows = con.execute("SELECT count(*) FROM sample_rows WHERE valid_to IS NULL AND sample_id IN "
+                                "(SELECT unnest(?::VARCHAR[]))", [ids]).fetchall()[0][0]
+        deleted = con.execute("DELETE FROM sample_rows WHERE sample_id IN (SELECT unnest(?::VARCHAR[]))",
+                              [ids]).fetchall()[0][0]
+        samples = con.execute("SELECT count(*) FROM sample_rows WHERE valid_to IS NULL").fetchall()[0][0]
+        con.execute("INSERT INTO redactions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [erasure_id, rev, now, who, reason, deleted, len(ids), json.dumps(refs)])
+        con.execute("INSERT INTO revisions VALUES (?, ?, 'erase', ?, ?, 0, ?, ?)",
+                    [rev, now, f"erasure {erasure_id}: {len(ids)} sample(s), {deleted} row(s) deleted",
+                     -head_rows, samples, digest])
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        cat.release()
+    return {"revision": rev, "rows_deleted": deleted, "already": False}
+
+
+def compact_catalog(cat) -> None:
+    """Rewrite the catalog file so deleted rows leave no bytes behind, and atomically replace it.
+
+    The copy is written to ``<catalog>.erase-tmp`` while the writer connection holds the file, then
+    fsynced and renamed over the catalog: a crash leaves the old file (rows deleted, blocks not yet
+    freed) and a rerun compacts again. Run it while no other process writes the catalog.
+    """
+    path = Path(cat.path)
+    tmp = path.with_name(path.name + ".erase-tmp")
+    for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
+        leftover.unlink(missing_ok=True)
+    con = cat._con
+    try:
+        con.execute("CHECKPOINT")
+        name = con.execute("SELECT current_database()").fetchall()[0][0]
+        con.execute(f"ATTACH '{_sql_text(tmp)}' AS fpload_fresh")
+        try:
+            con.execute(f'COPY FROM DATABASE "{name}" TO fpload_fresh')
+        finally:
+            con.execute("DETACH fpload_fresh")
+    finally:
+        cat.release()
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    dfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def _sql_text(path: Path) -> str:
+    return str(path).replace("'", "''")
