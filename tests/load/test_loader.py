@@ -31,12 +31,16 @@ def test_every_sample_exactly_once_per_epoch(packed, world_size):
 
 def test_consecutive_epochs_of_one_loader(packed):
     res = packed["png"]
-    loader = Loader(res.path, split="train", batch_size=4, device="cpu", augment=False, rank=1, world_size=2)
-    first = [i for _, _, i in loader]
-    second = [i for _, _, i in loader]
-    assert len(first) == len(loader)
-    # with two ranks, each epoch covers this rank's share; two epochs cover each sample once or twice
-    assert len(torch.cat(first)) + len(torch.cat(second)) in range(res.counts["train"] - 1, res.counts["train"] + 2)
+    n = res.counts["train"]
+    loaders = [Loader(res.path, split="train", batch_size=4, device="cpu", augment=False, rank=r, world_size=2)
+               for r in range(2)]
+    orders = []
+    for _ in range(2):  # each for over each rank's loader is one epoch: together every sample once
+        epoch = [[int(k) for _, _, i in loader for k in i] for loader in loaders]
+        assert all(len(e) == loader.rank_size for e, loader in zip(epoch, loaders))
+        assert sorted(epoch[0] + epoch[1]) == sorted(set(epoch[0] + epoch[1])) and len(epoch[0] + epoch[1]) == n
+        orders.append(epoch[0])
+    assert orders[0] != orders[1]  # global shuffle: a fresh order each epoch
 
 
 @pytest.mark.parametrize("encoding", ["passthrough", "png", "jpeg", "raw", "raw-lz4"])
@@ -93,7 +97,7 @@ def test_config_object_and_yaml(tmp_path, packed):
     f = tmp_path / "l.yaml"
     f.write_text("batch_size: 6\ndevice: cpu\nshuffle: false\naugment: {enabled: false}\n")
     loader = Loader(packed["raw"].path, split="train", config=LoaderConfig.from_yaml(f))
-    assert loader.config.batch_size == 6 and not loader.config.shuffle
+    assert loader.config.batch_size == 6 and loader.config.shuffle == "none"  # the old boolean still reads
     f.write_text("batch_size: 6\nshufle: false\n")
     with pytest.raises(ConfigError, match=r"l.yaml: key 'shufle': unknown key \(allowed: .*shuffle"):
         LoaderConfig.from_yaml(f)
