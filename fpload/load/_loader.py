@@ -370,9 +370,7 @@ class Loader:
         self._pending.append((key, pos))
         padded = np.concatenate([pos, np.repeat(pos[-1:], self.config.batch_size - len(pos))])
         images, shapes = self._source.read(padded)
-        idx = [np.array(i, dtype=np.int64) for i in self._source.index[padded].tolist()]
-        epochs = [np.array(key[0], dtype=np.int64)] * len(padded)
-        return images, shapes, idx, epochs
+        return images, shapes, self._source.index[padded], np.full(len(padded), key[0], dtype=np.int64)
 
     def _seek(self) -> None:
         """Make the pipeline's next output the loader's position: keep what is in flight when it

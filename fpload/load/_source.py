@@ -8,7 +8,7 @@ which it copies into its own buffers.
 Example::
 
     src = SplitSource(open_version("versions/thumbs"), "train")
-    images, shapes = src.read(np.array([3, 0, 7]))   # uint8 member bytes; int32 [H, W, C] or None
+    images, shapes = src.read(np.array([3, 0, 7]))   # uint8 member bytes; int32 N × [H, W, C] or None
 """
 
 from __future__ import annotations
@@ -76,9 +76,10 @@ class SplitSource:
                 pass
         return m
 
-    def read(self, positions: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
-        """The image members (uint8 views) and, for raw encodings, the ``shape`` members (int32)
-        of the samples at ``positions``."""
+    def read(self, positions: np.ndarray) -> tuple[np.ndarray | list[np.ndarray], np.ndarray | None]:
+        """The image members of the samples at ``positions`` (one ``N × size`` uint8 array when
+        their sizes are equal, which DALI takes in one copy; else a list of uint8 arrays) and, for
+        raw encodings, their ``shape`` members (``N × 3`` int32)."""
         images, shapes = [], [] if self.raw else None
         for p in positions.tolist():
             k = int(self.shard[p])
@@ -90,7 +91,9 @@ class SplitSource:
             images.append(np.frombuffer(m, dtype=np.uint8, count=size, offset=off))
             if shapes is not None:
                 shapes.append(np.frombuffer(m, dtype="<i4", count=3, offset=int(self.shape_offset[p])))
-        return images, shapes
+        sizes = self.size[positions]
+        dense = np.stack(images) if len(images) and (sizes == sizes[0]).all() else images
+        return dense, (np.stack(shapes) if shapes is not None else None)
 
     def describe(self, position: int) -> str:
         """``shards/<file>:<offset>:<member name>`` of the image member at ``position`` (for errors)."""
