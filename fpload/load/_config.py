@@ -86,6 +86,11 @@ class LoaderConfig(FrozenConfig):
       ``shuffle_buffer`` positions of the shard order: sequential reads, weak shuffling); ``none``
       keeps the split's order (evaluation). The older booleans are accepted: ``true`` means
       ``buffer``, ``false`` means ``none``.
+    - ``labels``: ``version`` (default) yields the version's labels (``label`` of samples.parquet,
+      0..labels-1 over all splits; subjects never span splits, so a split holds a subset of
+      them); ``split`` renumbers the split's own labels 0..K-1 in the order of the version's
+      labels (identification training without reindexing). ``Loader.label_table()`` maps both
+      to ``label_key``, ``subject_id`` and ``finger``.
     - ``tune_host_malloc``: keep DALI's large batch buffers in glibc's heap rather than fresh
       mmaps (process-wide; see :mod:`fpload.load._malloc`; ``FPLOAD_TUNE_MALLOC=0`` overrides).
     """
@@ -103,6 +108,7 @@ class LoaderConfig(FrozenConfig):
     std: float = Field(0.5, gt=0)
     output: Literal["float32", "float16", "uint8"] = "float32"
     last_batch: Literal["partial", "drop"] = "partial"
+    labels: Literal["version", "split"] = "version"
     verify: Literal["stamp", "sha256", "none", "size"] = "stamp"
     tune_host_malloc: bool = True
     augment: AugmentConfig = Field(default_factory=AugmentConfig)

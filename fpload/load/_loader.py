@@ -136,6 +136,10 @@ class Loader:
         self.features = list(features or [])
         self._feature_arrays = self._load_features(self.features)
         self._source = SplitSource(self.version, split)
+        #: the version labels of the split, sorted: position k is split label k
+        self._split_labels = np.unique(self._source.label)
+        self._labels = (np.searchsorted(self._split_labels, self._source.label).astype(np.int64)
+                        if cfg.labels == "split" else self._source.label)
         self._config_hash = config_hash({**cfg.to_dict(), "image_size": list(self.image_size),
                                          "augment_on": self.augment})
         self._pipe = None
@@ -411,7 +415,7 @@ class Loader:
         self._yielded += 1
         n = len(pos)
         images = self._images(outs[0], n)
-        labels = torch.from_numpy(self._source.label[pos])
+        labels = torch.from_numpy(self._labels[pos])
         index = torch.from_numpy(self._source.index[pos])
         if self._feature_arrays:
             feats = self._gather(index)
@@ -449,8 +453,42 @@ class Loader:
 
     @property
     def num_classes(self) -> int:
-        """Distinct labels of the version (the size of a classifier's output)."""
+        """Distinct labels the batches can hold (the size of a classifier's output): the version's
+        label count with ``labels="version"``, the split's with ``labels="split"``."""
+        if self.config.labels == "split":
+            return len(self._split_labels)
         return int(self.version.manifest["labels"])
+
+    def label_table(self):
+        """The labels of this split as a pyarrow table, one row per label, sorted: ``label`` (as
+        the batches hold it), ``version_label``, ``label_key`` (``subject/finger``, ``subject``
+        or ``finger``, per the pack's ``label``), ``subject_id`` and ``finger`` (null where a
+        label spans several), and ``samples``.
+
+        Example::
+
+            names = loader.label_table().to_pandas().set_index("label")
+            names.loc[int(labels[0]), ["subject_id", "finger"]]
+        """
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        s = self.version.samples
+        s = s.filter(pc.equal(s.column("split"), self.split))
+        g = s.group_by("label").aggregate([("label_key", "min"), ("subject_id", "min"), ("subject_id", "max"),
+                                           ("finger", "min"), ("finger", "max"), ("index", "count")])
+        g = g.sort_by("label")
+        version_label = g.column("label").to_numpy().astype(np.int64)
+        ours = (np.searchsorted(self._split_labels, version_label) if self.config.labels == "split"
+                else version_label)
+
+        def one(col: str):
+            lo, hi = g.column(f"{col}_min"), g.column(f"{col}_max")
+            return pc.if_else(pc.equal(lo, hi), lo, pa.nulls(len(lo), lo.type))
+
+        return pa.table({"label": pa.array(ours.astype(np.int64)), "version_label": pa.array(version_label),
+                         "label_key": g.column("label_key_min"), "subject_id": one("subject_id"),
+                         "finger": one("finger"), "samples": g.column("index_count")})
 
     def __repr__(self) -> str:
         return (f"Loader({self.version.name}/{self.version.id}, split={self.split!r}, "
