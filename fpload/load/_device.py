@@ -48,3 +48,29 @@ def _available_host_bytes() -> int | None:
     except OSError:  # pragma: no cover
         return None
     return None
+
+
+def check_rank_device(local_rank: int | None, current: int, count: int) -> None:
+    """The DDP habit: a process of local rank k builds its GPU loader after
+    ``torch.cuda.set_device(k)``. Raises DeviceError when the current device is another one
+    (every rank would load onto the same GPU). ``local_rank`` None (no ``LOCAL_RANK``, as outside
+    ``torchrun``) checks nothing; with fewer devices than local ranks, k maps to ``k % count``.
+
+    >>> check_rank_device(None, 0, 8); check_rank_device(3, 3, 8)
+    """
+    from fpload.errors import DeviceError
+
+    if local_rank is None or count < 1:
+        return
+    want = local_rank % count
+    if current != want:
+        raise DeviceError(f"LOCAL_RANK={local_rank} but the current CUDA device is cuda:{current}: call "
+                          f"torch.cuda.set_device({want}) before building this rank's GPU loader")
+
+
+def env_local_rank() -> int | None:
+    """``LOCAL_RANK`` as torchrun sets it (None when unset or not an integer)."""
+    import os
+
+    text = os.environ.get("LOCAL_RANK", "")
+    return int(text) if text.strip().isdigit() else None

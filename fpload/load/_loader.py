@@ -14,10 +14,13 @@ import numpy as np
 from fpload.config import env_tune_malloc
 from fpload.load import _order
 from fpload.load._config import AugmentConfig, LoaderConfig, StockAugmentConfig
-from fpload.load._device import _available_host_bytes, _dali_message, _dist_rank_world, gpu_available
+from fpload.load._device import (_available_host_bytes, _dali_message, _dist_rank_world, check_rank_device,
+                                 env_local_rank, gpu_available)
 from fpload.errors import DeviceError, FploadError, IntegrityError, UsageError
 from fpload.load._malloc import tune_host_malloc
 from fpload.load._pipeline import PipelineSpec, build_pipeline
+from fpload.load._epoch import EpochIterator
+from fpload.load._labels import label_table
 from fpload.load._source import SplitSource
 from fpload.load._state import check_state, config_hash, make_state
 from fpload.versions import Version, open_version
@@ -157,10 +160,14 @@ class Loader:
     # -- set-up ----------------------------------------------------------------------------
     def _resolve_device(self, device: str) -> str:
         if device == "auto":
-            return "gpu" if gpu_available() else "cpu"
-        if device == "gpu" and not gpu_available():
+            device = "gpu" if gpu_available() else "cpu"
+        elif device == "gpu" and not gpu_available():
             raise DeviceError("device='gpu' was asked for but no CUDA GPU is visible to torch "
                               "(torch.cuda.is_available() is False); use device='cpu' or 'auto'")
+        if device == "gpu" and self.world_size > 1:  # the DDP habit: torch.cuda.set_device(local_rank)
+            import torch
+
+            check_rank_device(env_local_rank(), torch.cuda.current_device(), torch.cuda.device_count())
         return device
 
     def _version_image_size(self) -> tuple[int, int]:
@@ -441,13 +448,13 @@ class Loader:
             feed_ndarray(tensor, images, cuda_stream=torch.cuda.current_stream())
         return images[:n]
 
-    def __iter__(self) -> "_EpochIterator":
+    def __iter__(self) -> "EpochIterator":
         """One epoch: the rest of the current one (all of it unless resumed mid-epoch). A second
         iterator while one is live raises UsageError; a ``for`` left early ends its epoch."""
         self._require_idle("iter")
         if self._pipe is None:
             self._build()
-        it = _EpochIterator(self)
+        it = EpochIterator(self)
         self._live = weakref.ref(it)
         return it
 
@@ -470,67 +477,11 @@ class Loader:
             names = loader.label_table().to_pandas().set_index("label")
             names.loc[int(labels[0]), ["subject_id", "finger"]]
         """
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        s = self.version.samples
-        s = s.filter(pc.equal(s.column("split"), self.split))
-        g = s.group_by("label").aggregate([("label_key", "min"), ("subject_id", "min"), ("subject_id", "max"),
-                                           ("finger", "min"), ("finger", "max"), ("index", "count")])
-        g = g.sort_by("label")
-        version_label = g.column("label").to_numpy().astype(np.int64)
-        ours = (np.searchsorted(self._split_labels, version_label) if self.config.labels == "split"
-                else version_label)
-
-        def one(col: str):
-            lo, hi = g.column(f"{col}_min"), g.column(f"{col}_max")
-            return pc.if_else(pc.equal(lo, hi), lo, pa.nulls(len(lo), lo.type))
-
-        return pa.table({"label": pa.array(ours.astype(np.int64)), "version_label": pa.array(version_label),
-                         "label_key": g.column("label_key_min"), "subject_id": one("subject_id"),
-                         "finger": one("finger"), "samples": g.column("index_count")})
+        return label_table(self.version.samples, self.split, self._split_labels,
+                           renumber=self.config.labels == "split")
 
     def __repr__(self) -> str:
         return (f"Loader({self.version.name}/{self.version.id}, split={self.split!r}, "
                 f"device={self.device!r}, batch_size={self.config.batch_size}, "
                 f"rank={self.rank}/{self.world_size}, image_size={self.image_size})")
 
-
-class _EpochIterator:
-    """One ``for`` over a :class:`Loader`: yields the current epoch's batches, then moves the
-    loader to the next epoch; closed or dropped early, it ends the epoch there."""
-
-    def __init__(self, loader: Loader):
-        self._loader: Loader | None = loader
-        self._batches = len(loader)
-        self._started = False
-
-    def __iter__(self) -> "_EpochIterator":
-        return self
-
-    def __next__(self):
-        loader = self._loader
-        if loader is None:
-            raise StopIteration
-        self._started = True
-        if loader._yielded >= self._batches:
-            self.close()
-            raise StopIteration
-        if loader._yielded == 0 or not loader._pending:
-            loader._seek()
-        return loader._next_batch()
-
-    def __len__(self) -> int:
-        return self._batches
-
-    def close(self) -> None:
-        """End the epoch here (what leaving a ``for`` early does): the next ``for`` over the
-        loader starts the next epoch. An iterator closed before its first ``next`` changes nothing."""
-        loader, self._loader = self._loader, None
-        if loader is not None:
-            loader._live = None
-            if self._started:
-                loader._advance()
-
-    def __del__(self) -> None:
-        self.close()

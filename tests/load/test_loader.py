@@ -219,3 +219,27 @@ def test_corrupt_sample_inside_an_intact_size_shard_is_named(tmp_path, catalog):
     with pytest.raises(FploadError, match=rf"fpload_inflate: sample \d+ \(.*{shard.name}:512:.*\.lz4\)"):
         for _ in Loader(res.path, batch_size=4, device="cpu", augment=False, verify="none"):
             pass
+
+
+def test_ddp_rank_device_check():
+    """torchrun's LOCAL_RANK k wants torch.cuda.set_device(k) before a GPU loader is built."""
+    from fpload.load._device import check_rank_device, env_local_rank
+
+    check_rank_device(None, 0, 8)   # not under torchrun: nothing to check
+    check_rank_device(3, 3, 8)
+    check_rank_device(9, 1, 8)      # more local ranks than devices: k % count
+    with pytest.raises(DeviceError, match=r"LOCAL_RANK=3 but the current CUDA device is cuda:0: "
+                                          r"call torch.cuda.set_device\(3\)"):
+        check_rank_device(3, 0, 8)
+    import os
+
+    old = os.environ.get("LOCAL_RANK")
+    try:
+        os.environ["LOCAL_RANK"] = "2"
+        assert env_local_rank() == 2
+        os.environ["LOCAL_RANK"] = "x"
+        assert env_local_rank() is None
+    finally:
+        os.environ.pop("LOCAL_RANK", None)
+        if old is not None:
+            os.environ["LOCAL_RANK"] = old
