@@ -125,11 +125,14 @@ def _parse_index(path: Path, raw: bool) -> tuple[np.ndarray, np.ndarray, np.ndar
     for i, line in enumerate(lines[1:]):
         tok = line.split()
         found = len(tok) >= 4 and len(tok) % 4 == 0
-        if found:  # the image is the first member (formats.MEMBER_ORDER)
-            offs[i], sizes[i] = int(tok[1]), int(tok[2])
-            for j in range(4, len(tok), 4):
-                if tok[j] == "shape":
-                    shapes[i] = int(tok[j + 1])
+        try:
+            if found:  # the image is the first member (formats.MEMBER_ORDER)
+                offs[i], sizes[i] = int(tok[1]), int(tok[2])
+                for j in range(4, len(tok), 4):
+                    if tok[j] == "shape":
+                        shapes[i] = int(tok[j + 1])
+        except ValueError:
+            found = False
         if not found or (raw and shapes[i] < 0):
             raise IntegrityError(f"{path.name}: sample line {i + 1} has no image"
                                  + (" or shape" if raw else "") + " member")

@@ -243,3 +243,16 @@ def test_ddp_rank_device_check():
         os.environ.pop("LOCAL_RANK", None)
         if old is not None:
             os.environ["LOCAL_RANK"] = old
+
+
+def test_a_damaged_index_is_named_when_content_checks_are_off(tmp_path, catalog):
+    from fpload.pack import PackConfig
+
+    res = pack_version(catalog, out=tmp_path, name="i", where="consent",
+                       config=PackConfig(encoding="raw", splits={"train": 1.0}))
+    idx = sorted((res.path / "shards").glob("*.idx"))[0]
+    lines = idx.read_text().splitlines()
+    lines[1] = lines[1].replace(" 512 ", " x12 ", 1)
+    idx.write_text("\n".join(lines) + "\n")
+    with pytest.raises(IntegrityError, match=rf"{idx.name}: sample line 1 has no image or shape member"):
+        Loader(res.path, device="cpu", augment=False, verify="none")
