@@ -102,5 +102,10 @@ class DeviceError(UsageError):
     """The requested device or batch size cannot be served on this machine."""
 
 
+class LoaderStateError(UsageError):
+    """A loader state (``Loader.state_dict()``) that does not belong to this loader: another
+    format, dataset version, split or config."""
+
+
 class PluginError(FploadError, RuntimeError):
     """The fpload DALI operator plugin is missing, built for another DALI, or lacks a backend."""

@@ -3,7 +3,9 @@ same augmentation: one affine warp (rotation ±15°, scale 0.95–1.05, translat
 brightness/contrast and Gaussian noise (σ 4 grey levels), normalised to (x - 127.5) / 127.5.
 
 - ``fpload-gpu`` / ``fpload-cpu``: :class:`fpload.load.Loader` with the csrc operators.
-- ``fpload-noaug``: the same Loader with augmentation off (decode → crop → normalise).
+- ``fpload-noaug``: the same Loader with augmentation off (decode → crop → normalise), ``shuffle:
+  global`` (the default); ``fpload-noaug-buffer`` / ``fpload-noaug-none``: the same with ``shuffle:
+  buffer`` / ``none``, the shuffle modes side by side.
 - ``fpload-noaug-u8``: augmentation off and ``output: uint8`` (grey levels, normalised later on
   the GPU): the fpload path closest to the I/O floor.
 - ``dali-stock``: the Loader with ``backend: stock`` (``warp_affine``, ``brightness_contrast``,
@@ -34,12 +36,14 @@ BRIGHTNESS_SHIFT = (-0.08, 0.08)  # additive fraction of full scale (fpload_phot
 NOISE_STD = 4.0
 MEAN = STD = 127.5
 
-CONTENDERS = ("fpload-gpu", "fpload-cpu", "fpload-noaug", "fpload-noaug-u8", "dali-stock", "wds-torch",
-              "io-floor")
+CONTENDERS = ("fpload-gpu", "fpload-cpu", "fpload-noaug", "fpload-noaug-buffer", "fpload-noaug-none",
+              "fpload-noaug-u8", "dali-stock", "wds-torch", "io-floor")
 DESCRIPTIONS = {
     "fpload-gpu": "fpload Loader on GPU: DALI mixed decode + csrc operators (CUDA)",
     "fpload-cpu": "fpload Loader on CPU: DALI CPU decode + csrc operators (C++)",
-    "fpload-noaug": "fpload Loader on CPU, augmentation off",
+    "fpload-noaug": "fpload Loader on CPU, augmentation off, shuffle: global",
+    "fpload-noaug-buffer": "fpload Loader on CPU, augmentation off, shuffle: buffer",
+    "fpload-noaug-none": "fpload Loader on CPU, augmentation off, shuffle: none",
     "fpload-noaug-u8": "fpload Loader on CPU, augmentation off, uint8 output",
     "dali-stock": "DALI stock operators on CPU: warp_affine + brightness_contrast + noise.gaussian",
     "wds-torch": "webdataset + torch DataLoader (workers = cores), PIL affine + NumPy photometric",
@@ -208,7 +212,7 @@ def _io_floor_batches(version: Path, batch: int, threads: int) -> Iterator[Any]:
     def pipe():
         return tuple(fn.readers.webdataset(
             paths=[str(p) for p in v.shard_paths("train")], index_paths=[str(p) for p in v.index_paths("train")],
-            ext=exts, dtypes=dtypes, missing_component_behavior="error", random_shuffle=cfg.shuffle,
+            ext=exts, dtypes=dtypes, missing_component_behavior="error", random_shuffle=True,
             initial_fill=cfg.shuffle_buffer, pad_last_batch=True, prefetch_queue_depth=1))
 
     p = pipe()
@@ -236,11 +240,13 @@ def run_loader_contender(spec: dict[str, Any], window: Window) -> dict[str, Any]
         from fpload.load import Loader
 
         augment: Any = {"fpload-gpu": fpload_ops(), "fpload-cpu": fpload_ops(), "fpload-noaug": False,
+                        "fpload-noaug-buffer": False, "fpload-noaug-none": False,
                         "fpload-noaug-u8": False, "dali-stock": stock_ops()}[name]
         device = "gpu" if name == "fpload-gpu" else "cpu"
         output = "uint8" if name.endswith("-u8") else "float32"
+        shuffle = {"fpload-noaug-buffer": "buffer", "fpload-noaug-none": "none"}.get(name, "global")
         loader = Loader(version, split="train", batch_size=batch, device=device, seed=0, augment=augment,
-                        num_threads=_threads(), output=output)
+                        num_threads=_threads(), output=output, shuffle=shuffle)
         batches = _loader_batches(loader)
     sync = _cuda_sync if name == "fpload-gpu" else (lambda: None)
     try:

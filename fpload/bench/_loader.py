@@ -130,6 +130,10 @@ def loader_targets(results: list[dict[str, Any]]) -> list[str]:
                 x = fp["samples_per_s"] / o["samples_per_s"]
                 lines.append(f"target fpload-cpu ≥ {want:g}× {other} [{enc}]: {x:.2f}× — "
                              f"{'met' if x >= want else 'MISSED'}")
+    glob, buf = _by(results, "fpload-noaug", "raw"), _by(results, "fpload-noaug-buffer", "raw")
+    if glob and buf:
+        x = glob["samples_per_s"] / buf["samples_per_s"]
+        lines.append(f"target shuffle global ≥ 0.9× buffer [raw]: {x:.2f}× — {'met' if x >= 0.9 else 'MISSED'}")
     floor = _by(results, "io-floor", "raw")
     for name in ("fpload-noaug", "fpload-noaug-u8"):
         noaug = _by(results, name, "raw")

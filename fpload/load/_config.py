@@ -9,7 +9,7 @@ Example::
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -67,7 +67,10 @@ class LoaderConfig(FrozenConfig):
     - ``image_size``: ``[height, width]`` every image is centre-cropped or padded (with
       ``background``) to, so a batch is one N×1×H×W tensor; null takes the version's largest size.
     - ``last_batch``: ``partial`` yields the epoch's remainder as a smaller last batch (every sample
-      exactly once); ``drop`` drops it (every batch full, the remainder skipped this epoch).
+      exactly once); ``drop`` keeps the largest multiple of ``world_size × batch_size`` samples of
+      the epoch's order (every batch full, every rank the same number of batches) and skips the
+      rest: fewer than ``world_size × batch_size`` samples, a different random subset each epoch
+      with ``global`` shuffling (with ``none`` the order is rotated by ``batch_size`` per epoch).
     - ``mean``/``std``: normalisation on the 0–1 scale.
     - ``output``: ``float32`` (default) or ``float16`` normalised images, or ``uint8`` grey levels
       (4× less memory traffic; normalise on the GPU in the training step).
@@ -77,13 +80,24 @@ class LoaderConfig(FrozenConfig):
       size, mtime, ctime or inode changes; ``sha256`` hashes every time; ``none`` skips content
       checks (the manifest and samples.parquet are still checked against each other);
       ``size`` is an older name of ``stamp``.
+    - ``shuffle``: ``global`` (default) reads each epoch in a fresh uniform permutation of the split
+      keyed by (seed, epoch), dealt round robin to the ranks, so every rank's stream is a random
+      sample of the whole split; ``buffer`` shuffles locally (each sample moves by less than
+      ``shuffle_buffer`` positions of the shard order: sequential reads, weak shuffling); ``none``
+      keeps the split's order (evaluation). The older booleans are accepted: ``true`` means
+      ``buffer``, ``false`` means ``none``.
+    - ``labels``: ``version`` (default) yields the version's labels (``label`` of samples.parquet,
+      0..labels-1 over all splits; subjects never span splits, so a split holds a subset of
+      them); ``split`` renumbers the split's own labels 0..K-1 in the order of the version's
+      labels (identification training without reindexing). ``Loader.label_table()`` maps both
+      to ``label_key``, ``subject_id`` and ``finger``.
     - ``tune_host_malloc``: keep DALI's large batch buffers in glibc's heap rather than fresh
       mmaps (process-wide; see :mod:`fpload.load._malloc`; ``FPLOAD_TUNE_MALLOC=0`` overrides).
     """
 
     batch_size: int = Field(64, ge=1)
     device: Literal["gpu", "cpu", "auto"] = "auto"
-    shuffle: bool = True
+    shuffle: Literal["global", "buffer", "none"] = "global"
     shuffle_buffer: int = Field(1024, ge=1)
     seed: int = 0
     num_threads: int | None = Field(None, ge=1)
@@ -94,9 +108,18 @@ class LoaderConfig(FrozenConfig):
     std: float = Field(0.5, gt=0)
     output: Literal["float32", "float16", "uint8"] = "float32"
     last_batch: Literal["partial", "drop"] = "partial"
+    labels: Literal["version", "split"] = "version"
     verify: Literal["stamp", "sha256", "none", "size"] = "stamp"
     tune_host_malloc: bool = True
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
+
+    @field_validator("shuffle", mode="before")
+    @classmethod
+    def _old_shuffle(cls, v: Any) -> Any:
+        # the boolean of earlier configs: true was DALI's shuffle buffer, false no shuffling
+        if isinstance(v, bool):
+            return "buffer" if v else "none"
+        return v
 
     @field_validator("image_size")
     @classmethod

@@ -1,11 +1,13 @@
-"""The DALI pipeline of the loader: one graph for both devices, placements chosen by ``device``."""
+"""The DALI pipeline of the loader: one graph for both devices, placements chosen by ``device``.
+
+Samples enter through ``fn.external_source`` in the order the loader computes
+(:mod:`fpload.load._order`), read by (shard, offset, size) from the shards' indexes
+(:mod:`fpload.load._source`); DALI decodes, crops, augments and normalises.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-
-import numpy as np
 
 from fpload import formats
 from fpload.load._config import LoaderConfig, StockAugmentConfig
@@ -13,57 +15,19 @@ from fpload.errors import DeviceError
 
 #: extensions an encoded (passthrough/png/jpeg) image member may have
 ENCODED_EXTS = "png;jpg;jp2;tiff;bmp"
-READER_NAME = "reader"
 
 
 @dataclass(frozen=True)
 class PipelineSpec:
-    """What one rank's pipeline reads and how it is placed."""
+    """How one rank's pipeline is placed and what it decodes (the samples come from a feed)."""
 
-    shards: list[Path]
-    indexes: list[Path]
     encoding: str
     device: str            # "gpu" or "cpu"
     device_id: int | None  # None for CPU-only pipelines
     rank: int
-    world_size: int
     image_size: tuple[int, int]
     num_threads: int
-    split_size: int = 0  # samples in the split (for the epoch schedule of the fpload operators)
     uniform: bool = False  # every image of the version already has image_size: no crop needed
-
-
-class EpochSchedule:
-    """Which epoch a pipeline iteration belongs to, for one rank.
-
-    DALI's reader pads each rank's last batch, and without ``stick_to_shard`` rank r reads DALI
-    shard ``(r + e) % world_size`` in epoch e, so epoch e takes ``ceil(shard_size / batch)``
-    iterations. The pipeline counts iterations deterministically (prefetching included), so this
-    gives the same epoch on CPU and GPU.
-    """
-
-    def __init__(self, split_size: int, batch_size: int, rank: int, world_size: int):
-        sizes = [split_size * (s + 1) // world_size - split_size * s // world_size for s in range(world_size)]
-        #: samples this rank reads in epoch e is ``self.samples[e % world_size]``
-        self.samples = [sizes[(rank + e) % world_size] for e in range(world_size)]
-        self._per_epoch = [max(1, -(-n // batch_size)) for n in self.samples]
-        self._batch = batch_size
-        self._cycle = sum(self._per_epoch)
-        self._world = world_size
-
-    def runs(self, epoch: int) -> tuple[int, int]:
-        """``(pipeline runs, real samples in the last run)`` of this rank in ``epoch``."""
-        e = epoch % self._world
-        runs = self._per_epoch[e]
-        return runs, self.samples[e] - (runs - 1) * self._batch
-
-    def epoch_of(self, iteration: int) -> int:
-        cycles, rest = divmod(iteration, self._cycle)
-        e = 0
-        while rest >= self._per_epoch[e]:
-            rest -= self._per_epoch[e]
-            e += 1
-        return cycles * self._world + e
 
 
 def _augment_stock(img, aug: StockAugmentConfig, size: tuple[int, int], background: int):
@@ -96,22 +60,12 @@ def _augment_stock(img, aug: StockAugmentConfig, size: tuple[int, int], backgrou
     return img
 
 
-def _augment_fpload(img, cfg: LoaderConfig, idx, spec: PipelineSpec):
-    """The csrc operators: warp → occlusion → photometric, normalised to float in the last pass."""
-    import nvidia.dali.fn as fn
-    import nvidia.dali.types as types
-
+def _augment_fpload(img, cfg: LoaderConfig, sample_idx, epoch, spec: PipelineSpec):
+    """The csrc operators: warp → occlusion → photometric, normalised to float in the last pass;
+    random draws keyed by (seed, epoch, global sample index), both fed per sample."""
     from fpload.ops import augment
     from fpload.ops._config import OutputOps
 
-    sample_idx = decode_int_member(idx)
-    schedule = EpochSchedule(spec.split_size, cfg.batch_size, spec.rank, spec.world_size)
-    batch = cfg.batch_size
-
-    def epochs(info):
-        return [np.array(schedule.epoch_of(info.iteration), dtype=np.int64)] * batch
-
-    epoch = fn.external_source(source=epochs, batch=True, batch_info=True)
     ops = cfg.augment.ops.model_copy(update={"output": OutputOps(
         dtype=cfg.output, mean=cfg.mean * 255.0, std=cfg.std * 255.0)})
     return augment(img, sample_idx=sample_idx, epoch=epoch, config=ops, seed=cfg.seed, device=spec.device)
@@ -144,12 +98,15 @@ def reader_exts(encoding: str) -> list[str]:
             if m != "json" and (m != "shape" or raw)]
 
 
-def build_pipeline(spec: PipelineSpec, cfg: LoaderConfig, *, augment: bool):
+def build_pipeline(spec: PipelineSpec, cfg: LoaderConfig, *, augment: bool, source):
     """Build (but do not start) the DALI pipeline of one rank.
 
-    Outputs: ``images`` (N×1×H×W; float32/float16 normalised, or uint8 grey levels, per
-    ``cfg.output``), ``cls`` and ``idx`` as fixed-width ASCII
-    digits (decoded to integers by the loader, see :func:`fpload.formats.decode_int_members`).
+    ``source`` is called once per pipeline iteration (``fn.external_source``, batch mode) and
+    returns the batch to decode: ``(images, shapes, indexes, epochs)``, lists of
+    ``cfg.batch_size`` arrays: the image members' bytes (uint8), their ``shape`` members
+    (int32 ``[H, W, C]``; raw encodings only, else None), and the global sample index and epoch of
+    each sample (int64 scalars, which key the fpload operators' random draws). The one output is
+    ``images`` (N×1×H×W; float32/float16 normalised, or uint8 grey levels, per ``cfg.output``).
     """
     import nvidia.dali.fn as fn
     import nvidia.dali.types as types
@@ -157,8 +114,6 @@ def build_pipeline(spec: PipelineSpec, cfg: LoaderConfig, *, augment: bool):
 
     raw = spec.encoding in ("raw", "raw-lz4")
     gpu = spec.device == "gpu"
-    exts = reader_exts(spec.encoding)
-    dtypes = [types.UINT8] + ([types.INT32] if raw else []) + [types.UINT8, types.UINT8]
     h, w = spec.image_size
     use_fpload = augment and cfg.augment.enabled and cfg.augment.backend == "fpload"
     use_stock = augment and cfg.augment.enabled and cfg.augment.backend == "stock"
@@ -168,17 +123,20 @@ def build_pipeline(spec: PipelineSpec, cfg: LoaderConfig, *, augment: bool):
         # PluginError names what is missing
         require_gpu_backend() if gpu and use_fpload else load_plugin()
 
+    def feed():  # only the outputs the graph uses (DALI warns about the others)
+        images, shapes, indexes, epochs = source()
+        return tuple([images] + ([shapes] if raw else []) + ([indexes, epochs] if use_fpload else []))
+
+    dtypes = [types.UINT8] + ([types.INT32] if raw else []) + ([types.INT64, types.INT64] if use_fpload else [])
+    ndims = [1] + ([1] if raw else []) + ([0, 0] if use_fpload else [])
+
     @pipeline_def(batch_size=cfg.batch_size, num_threads=spec.num_threads, device_id=spec.device_id,
                   seed=cfg.seed * 1_000_003 + spec.rank, prefetch_queue_depth=cfg.prefetch,
                   exec_dynamic=True)
     def pipe():
-        outs = fn.readers.webdataset(
-            paths=[str(p) for p in spec.shards], index_paths=[str(p) for p in spec.indexes],
-            ext=exts, dtypes=dtypes, missing_component_behavior="error", name=READER_NAME,
-            shard_id=spec.rank, num_shards=spec.world_size, pad_last_batch=True,
-            random_shuffle=cfg.shuffle, initial_fill=cfg.shuffle_buffer, seed=cfg.seed + 7919 * spec.rank,
-            prefetch_queue_depth=1)
-        data, cls, idx = outs[0], outs[-2], outs[-1]
+        outs = fn.external_source(source=feed, num_outputs=len(dtypes), batch=True, dtype=dtypes,
+                                  ndim=ndims)
+        data, idx, epoch = (outs[0], outs[-2], outs[-1]) if use_fpload else (outs[0], None, None)
         if spec.encoding == "raw":
             img = fn.reshape(data.gpu() if gpu else data, shape=outs[1], layout="HWC")
         elif spec.encoding == "raw-lz4":
@@ -194,23 +152,21 @@ def build_pipeline(spec: PipelineSpec, cfg: LoaderConfig, *, augment: bool):
             if cfg.output == "uint8":
                 if not spec.uniform:
                     img = fn.crop(img, crop=[h, w], out_of_bounds_policy="pad", fill_values=fill)
-                return _to_chw(img, (h, w)), cls, idx
+                return _to_chw(img, (h, w))
             # one pass: centre crop/pad to the batch size and normalise (padding in output units)
-            img = fn.crop_mirror_normalize(
+            return fn.crop_mirror_normalize(
                 img, crop=[h, w], out_of_bounds_policy="pad", dtype=out_type, output_layout="CHW",
                 mean=[cfg.mean * 255.0], std=[cfg.std * 255.0],
                 fill_values=[(fill - cfg.mean * 255.0) / (cfg.std * 255.0)])
-            return img, cls, idx
         if not spec.uniform:
             img = fn.crop(img, crop=[h, w], out_of_bounds_policy="pad", fill_values=fill)
         if use_fpload:
-            return _to_chw(_augment_fpload(img, cfg, idx, spec), (h, w)), cls, idx
+            return _to_chw(_augment_fpload(img, cfg, idx, epoch, spec), (h, w))
         img = _augment_stock(img, cfg.augment.stock, (h, w), cfg.background)
         if cfg.output == "uint8":
-            return _to_chw(img, (h, w)), cls, idx
-        img = fn.crop_mirror_normalize(img, dtype=out_type, output_layout="CHW",
-                                       mean=[cfg.mean * 255.0], std=[cfg.std * 255.0])
-        return img, cls, idx
+            return _to_chw(img, (h, w))
+        return fn.crop_mirror_normalize(img, dtype=out_type, output_layout="CHW",
+                                        mean=[cfg.mean * 255.0], std=[cfg.std * 255.0])
 
     try:
         return pipe()

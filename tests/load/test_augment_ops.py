@@ -8,7 +8,6 @@ from PIL import Image
 
 from fpload.load import AugmentConfig, LoaderConfig
 from fpload.load import Loader
-from fpload.load._pipeline import EpochSchedule
 from fpload.ops import AugmentOps
 from fpload.ops import _reference as ref
 
@@ -75,21 +74,6 @@ def test_identity_ops_equal_no_augmentation(packed):
     ident = _collect(Loader(path, augment=AugmentOps.identity(), **kw))[0]
     for k in plain:
         assert torch.allclose(plain[k], ident[k], atol=1e-6)
-
-
-@pytest.mark.parametrize("split_size,batch,world", [(24, 5, 1), (24, 5, 3), (7, 3, 2), (10, 20, 4)])
-def test_epoch_schedule_counts_padded_batches(split_size, batch, world):
-    for rank in range(world):
-        s = EpochSchedule(split_size, batch, rank, world)
-        per = [-(-(split_size * (r + 1) // world - split_size * r // world) // batch) or 1
-               for r in [(rank + e) % world for e in range(2 * world)]]
-        for e, n in enumerate(per):
-            assert s.runs(e)[0] == n and 1 <= s.runs(e)[1] <= batch
-        it = 0
-        for e, n in enumerate(per):
-            for _ in range(n):
-                assert s.epoch_of(it) == e
-                it += 1
 
 
 def test_stock_backend_still_available(packed):

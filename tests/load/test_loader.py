@@ -31,12 +31,16 @@ def test_every_sample_exactly_once_per_epoch(packed, world_size):
 
 def test_consecutive_epochs_of_one_loader(packed):
     res = packed["png"]
-    loader = Loader(res.path, split="train", batch_size=4, device="cpu", augment=False, rank=1, world_size=2)
-    first = [i for _, _, i in loader]
-    second = [i for _, _, i in loader]
-    assert len(first) == len(loader)
-    # with two ranks, each epoch covers this rank's share; two epochs cover each sample once or twice
-    assert len(torch.cat(first)) + len(torch.cat(second)) in range(res.counts["train"] - 1, res.counts["train"] + 2)
+    n = res.counts["train"]
+    loaders = [Loader(res.path, split="train", batch_size=4, device="cpu", augment=False, rank=r, world_size=2)
+               for r in range(2)]
+    orders = []
+    for _ in range(2):  # each for over each rank's loader is one epoch: together every sample once
+        epoch = [[int(k) for _, _, i in loader for k in i] for loader in loaders]
+        assert all(len(e) == loader.rank_size for e, loader in zip(epoch, loaders))
+        assert sorted(epoch[0] + epoch[1]) == sorted(set(epoch[0] + epoch[1])) and len(epoch[0] + epoch[1]) == n
+        orders.append(epoch[0])
+    assert orders[0] != orders[1]  # global shuffle: a fresh order each epoch
 
 
 @pytest.mark.parametrize("encoding", ["passthrough", "png", "jpeg", "raw", "raw-lz4"])
@@ -93,7 +97,7 @@ def test_config_object_and_yaml(tmp_path, packed):
     f = tmp_path / "l.yaml"
     f.write_text("batch_size: 6\ndevice: cpu\nshuffle: false\naugment: {enabled: false}\n")
     loader = Loader(packed["raw"].path, split="train", config=LoaderConfig.from_yaml(f))
-    assert loader.config.batch_size == 6 and not loader.config.shuffle
+    assert loader.config.batch_size == 6 and loader.config.shuffle == "none"  # the old boolean still reads
     f.write_text("batch_size: 6\nshufle: false\n")
     with pytest.raises(ConfigError, match=r"l.yaml: key 'shufle': unknown key \(allowed: .*shuffle"):
         LoaderConfig.from_yaml(f)
@@ -215,3 +219,40 @@ def test_corrupt_sample_inside_an_intact_size_shard_is_named(tmp_path, catalog):
     with pytest.raises(FploadError, match=rf"fpload_inflate: sample \d+ \(.*{shard.name}:512:.*\.lz4\)"):
         for _ in Loader(res.path, batch_size=4, device="cpu", augment=False, verify="none"):
             pass
+
+
+def test_ddp_rank_device_check():
+    """torchrun's LOCAL_RANK k wants torch.cuda.set_device(k) before a GPU loader is built."""
+    from fpload.load._device import check_rank_device, env_local_rank
+
+    check_rank_device(None, 0, 8)   # not under torchrun: nothing to check
+    check_rank_device(3, 3, 8)
+    check_rank_device(9, 1, 8)      # more local ranks than devices: k % count
+    with pytest.raises(DeviceError, match=r"LOCAL_RANK=3 but the current CUDA device is cuda:0: "
+                                          r"call torch.cuda.set_device\(3\)"):
+        check_rank_device(3, 0, 8)
+    import os
+
+    old = os.environ.get("LOCAL_RANK")
+    try:
+        os.environ["LOCAL_RANK"] = "2"
+        assert env_local_rank() == 2
+        os.environ["LOCAL_RANK"] = "x"
+        assert env_local_rank() is None
+    finally:
+        os.environ.pop("LOCAL_RANK", None)
+        if old is not None:
+            os.environ["LOCAL_RANK"] = old
+
+
+def test_a_damaged_index_is_named_when_content_checks_are_off(tmp_path, catalog):
+    from fpload.pack import PackConfig
+
+    res = pack_version(catalog, out=tmp_path, name="i", where="consent",
+                       config=PackConfig(encoding="raw", splits={"train": 1.0}))
+    idx = sorted((res.path / "shards").glob("*.idx"))[0]
+    lines = idx.read_text().splitlines()
+    lines[1] = lines[1].replace(" 512 ", " x12 ", 1)
+    idx.write_text("\n".join(lines) + "\n")
+    with pytest.raises(IntegrityError, match=rf"{idx.name}: sample line 1 has no image or shape member"):
+        Loader(res.path, device="cpu", augment=False, verify="none")
