@@ -458,14 +458,18 @@ def _register_stage_commands() -> None:
     Imported plainly: a broken import fails loudly here instead of silently removing a verb.
     """
     from fpload.bench._cli import bench_app
+    from fpload.catalog._cli import catalog_diff
     from fpload.features._cli import features_app
     from fpload.ops._cli import ops_app
     from fpload.synth._cli import synth_command
+    from fpload.versions._cli import versions_diff
 
     app.command("synth")(synth_command)
     app.add_typer(ops_app, name="ops")
     app.add_typer(bench_app, name="bench")
     app.add_typer(features_app, name="features")
+    catalog_app.command("diff")(catalog_diff)
+    versions_app.command("diff")(versions_diff)
 
 
 _register_stage_commands()
