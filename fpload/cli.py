@@ -462,7 +462,7 @@ def _register_stage_commands() -> None:
     from fpload.features._cli import features_app
     from fpload.ops._cli import ops_app
     from fpload.synth._cli import synth_command
-    from fpload.versions._cli import versions_diff
+    from fpload.versions._cli import versions_check, versions_diff
 
     app.command("synth")(synth_command)
     app.add_typer(ops_app, name="ops")
@@ -470,6 +470,7 @@ def _register_stage_commands() -> None:
     app.add_typer(features_app, name="features")
     catalog_app.command("diff")(catalog_diff)
     versions_app.command("diff")(versions_diff)
+    versions_app.command("check")(versions_check)
 
 
 _register_stage_commands()

@@ -75,3 +75,51 @@ def versions_diff(
             label = r["label_a"] if r["label_a"] == r["label_b"] else f"{r['label_a'] or '-'} → {r['label_b'] or '-'}"
             sa.add_row(r["sample_id"], kind, split, label)
         _out.print(sa)
+
+
+def versions_check(
+    version: Path = typer.Argument(..., help="ROOT/NAME/ID, an id prefix, or ROOT/NAME (latest)."),
+    threshold: int = typer.Option(16, "--threshold", min=0, max=63, help="Hamming distance (bits of the "
+                                  "256-bit perceptual hash of each thumbnail) at or under which two images "
+                                  "of different splits count as the same capture."),
+    limit: int = typer.Option(20, "--limit", "-n", min=0, help="Findings of each kind to show (0: all); "
+                              "--json always holds all."),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON to stdout."),
+) -> None:
+    """Check a version for identity leakage: a subject or a sample in two splits, or the same image
+    (near-duplicate thumbnails, e.g. re-encoded under another subject id) in two splits.
+
+    Exits 1 listing the offending subjects, samples and pairs; 0 when none. Near-duplicates are
+    found from features.zarr/thumbnail; a version without thumbnails gets the other checks only,
+    and the report says so.
+
+    Example: fpload versions check versions/thumbs --json
+    """
+    from fpload.versions._check import check_version
+
+    r = check_version(version, threshold=threshold)
+    if as_json:
+        _print_json(r.to_dict())
+    else:
+        def cut(items: list) -> list:
+            return items if limit == 0 else items[:limit]
+
+        if r.note:
+            _err.print(f"[yellow]note:[/] {r.note}")
+        if r.ok:
+            _out.print(f"[green]ok[/]  {r.version}: {r.samples} samples, no subject, sample or image in two splits"
+                       + ("" if r.images_checked else " (images not checked)"))
+        else:
+            _out.print(f"[red]LEAK[/] {r.version}: {len(r.subjects_in_several_splits)} subject(s), "
+                       f"{len(r.samples_in_several_splits)} sample(s) and {len(r.near_duplicates)} image pair(s) "
+                       "in two splits")
+        for s in cut(r.subjects_in_several_splits):
+            _out.print(f"  subject {s['subject_id']} in splits {', '.join(s['splits'])} ({s['samples']} samples)")
+        for s in cut(r.samples_in_several_splits):
+            _out.print(f"  sample {s['sample_id']} in splits {', '.join(s['splits'])}")
+        for p in cut(r.near_duplicates):
+            a, b = p["a"], p["b"]
+            _out.print(f"  same image (distance {p['distance']}): {a['sample_id']} (subject {a['subject_id']}, "
+                       f"{a['split']}) ~ {b['sample_id']} (subject {b['subject_id']}, {b['split']})")
+    if not r.ok:
+        raise typer.Exit(1)
