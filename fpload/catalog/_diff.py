@@ -43,7 +43,7 @@ def _at(rev: int) -> str:
 
 _NET = """
 CREATE TEMP TABLE _net AS
-WITH s1 AS (SELECT * FROM sample_rows WHERE {at1}), s2 AS (SELECT * FROM sample_rows WHERE {at2})
+WITH s1 AS (SELECT {cols} FROM sample_rows WHERE {at1}), s2 AS (SELECT {cols} FROM sample_rows WHERE {at2})
 SELECT coalesce(s1.sample_id, s2.sample_id) AS sample_id,
        CASE WHEN s1.sample_id IS NULL THEN 'added' WHEN s2.sample_id IS NULL THEN 'removed'
             ELSE 'changed' END AS change,
@@ -55,8 +55,8 @@ WHERE s1.sample_id IS NULL OR s2.sample_id IS NULL OR len({fields}) > 0
 
 _PER_REV = """
 CREATE TEMP TABLE _per AS
-WITH o AS (SELECT * FROM sample_rows WHERE valid_from > {r1} AND valid_from <= {r2}),
-     c AS (SELECT * FROM sample_rows WHERE valid_to > {r1} AND valid_to <= {r2})
+WITH o AS (SELECT {cols}, valid_from FROM sample_rows WHERE valid_from > {r1} AND valid_from <= {r2}),
+     c AS (SELECT {cols}, valid_to FROM sample_rows WHERE valid_to > {r1} AND valid_to <= {r2})
 SELECT coalesce(o.valid_from, c.valid_to) AS rev,
        coalesce(o.sample_id, c.sample_id) AS sample_id,
        CASE WHEN c.sample_id IS NULL THEN 'added' WHEN o.sample_id IS NULL THEN 'removed'
@@ -136,8 +136,9 @@ def diff_catalog(catalog: "Catalog", from_rev: int, to_rev: int | None = None, *
     con = catalog._con
     with catalog._damaged():
         try:
-            con.execute(_NET.format(at1=_at(r1), at2=_at(r2), fields=_changed_fields("s1", "s2")))
-            con.execute(_PER_REV.format(r1=r1, r2=r2, fields=_changed_fields("c", "o")))
+            cols = catalog._columns_sql()
+            con.execute(_NET.format(cols=cols, at1=_at(r1), at2=_at(r2), fields=_changed_fields("s1", "s2")))
+            con.execute(_PER_REV.format(cols=cols, r1=r1, r2=r2, fields=_changed_fields("c", "o")))
             added, removed, changed = _counts(con, "_net")[0]
             fields = _field_counts(con, "_net").get(None, {})
             per = {r[0]: r[1:] for r in _counts(con, "_per", "rev")}
