@@ -211,7 +211,9 @@ def catalog_revisions(catalog: Path = CatalogOpt, as_json: bool = JsonOpt) -> No
 def catalog_update(
     where: str = typer.Argument(..., help="SQL WHERE expression selecting the samples to change."),
     set_: list[str] = typer.Option(..., "--set", help="field=value; repeatable. Fields: consent, split, "
-                                   "quality, sensor, subject_id, finger, impression."),
+                                   "quality, sensor, subject_id, finger, impression, consent_scope (purposes "
+                                   "separated by ';', e.g. training;evaluation), consent_until (a date); "
+                                   "value null clears a field."),
     catalog: Path = CatalogOpt,
     message: Optional[str] = typer.Option(None, "--message", "-m", help="Note stored with the revision."),
     query_timeout: Optional[float] = QueryTimeoutOpt,
@@ -259,6 +261,12 @@ def pack(
                                           help="Encoding processes (default: FPLOAD_WORKERS or the core count)."),
     query_timeout: Optional[float] = QueryTimeoutOpt,
     query_memory: Optional[str] = QueryMemoryOpt,
+    purpose: Optional[str] = typer.Option(None, "--purpose", help="What the version is for, e.g. training "
+                                          "(overrides the config's purpose): samples whose consent_scope "
+                                          "lacks it count as without consent."),
+    consent_date: Optional[str] = typer.Option(None, "--consent-date", help="Date consent is judged at "
+                                               "against consent_until, e.g. 2026-12-31 (default: today, UTC); "
+                                               "recorded in the manifest."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Freeze a catalog query into an immutable, content-addressed dataset version.
@@ -268,7 +276,7 @@ def pack(
     same id and byte-identical files; packing it again changes nothing.
 
     Example: fpload pack --where "finger IN (2,7) AND consent" --config raw-lz4 \\
-             --out versions --name index-fingers
+             --out versions --name index-fingers --purpose training
     """
     from fpload.pack import PackConfig, pack_version
 
@@ -276,10 +284,13 @@ def pack(
         raise UsageError("give --where EXPR and/or --filter FILE (use --where consent to take every "
                          "consented sample)")
     cfg = PackConfig.from_yaml(resolve_config(config, "pack")) if config else PackConfig()
+    if purpose is not None:
+        cfg = PackConfig.from_dict({**cfg.to_dict(), "purpose": purpose}, source="--purpose")
     with _open(catalog, read_only=True) as cat:
         res = pack_version(cat, out=out_root, name=name, where=where, filter=_filter_path(filter_file), config=cfg,
                            revision=rev, parent=parent, workers=workers or env_workers(), progress=not as_json,
-                           query_timeout=query_timeout, query_memory_limit=query_memory)
+                           query_timeout=query_timeout, query_memory_limit=query_memory,
+                           consent_date=consent_date)
     if as_json:
         _print_json({"path": str(res.path), "version_id": res.version_id, "created": res.created,
                      "samples": res.samples, "counts": res.counts, "bytes": res.bytes,
