@@ -224,6 +224,9 @@ class Catalog:
         """Write a new revision: close ``closed_ids`` and insert ``new_rows``, in one transaction."""
         prev = self.revision()
         rev = prev.rev + 1
+        # columns added by later schema versions are optional: rows made without them hold NULL
+        optional = {c: None for cols in ADDED_IN.values() for c in cols}
+        new_rows = [{**optional, **r} for r in new_rows]
         hashes = sorted(_row_hash(r) for r in new_rows) + sorted(f"-{s}" for s in closed_ids)
         digest = hashlib.sha256("\n".join([prev.digest, op, *hashes]).encode()).hexdigest()
         self._con.execute("BEGIN")

@@ -316,7 +316,9 @@ def pack_version(catalog: Catalog, *, out: str | Path, name: str, where: str | N
             "consent": {"allow_without_consent": cfg.allow_without_consent,
                         "samples_without_consent": plan.without_consent,
                         "checked_at": {"revision": head.rev, "digest": head.digest},
-                        "purpose": cfg.purpose, "date": recorded_date},
+                        # recorded when they can matter (as before when neither does)
+                        **({"purpose": cfg.purpose} if cfg.purpose is not None else {}),
+                        **({"date": recorded_date} if recorded_date is not None else {})},
             "samples": len(plan.rows),
             "labels": plan.labels,
             "splits": plan.splits,
