@@ -102,7 +102,8 @@ def catalog_ingest(
     """Add the images a metadata file names; creates the catalog if needed.
 
     Required columns: file, subject_id, finger (0–10), impression, sensor, ppi, consent. Optional:
-    quality, split, synthetic, captured_at; any other column is kept in `extra`. Every row and
+    quality, split, synthetic, captured_at, consent_scope (purposes separated by ';', e.g.
+    training;evaluation), consent_until (a date); any other column is kept in `extra`. Every row and
     image is checked before anything is written. Re-ingesting the same bytes adds nothing; with
     changed metadata it fails naming the sample and field, unless --update is given.
 
@@ -142,7 +143,8 @@ def catalog_query(
     """Select samples with a read-only SQL WHERE expression, as of any revision.
 
     Columns: sample_id uri subject_id finger impression sensor ppi width height format quality split
-    consent synthetic captured_at extra. JSON fields: json_extract_string(extra, '$.site').
+    consent consent_scope consent_until synthetic captured_at extra. JSON fields:
+    json_extract_string(extra, '$.site'); purposes: list_contains(consent_scope, 'training').
     A query is one condition: comparisons, AND/OR/NOT, IN, BETWEEN, LIKE, CASE, casts and the
     scalar functions of fpload.catalog.QUERY_FUNCTIONS; no subqueries, statements or comments.
 
