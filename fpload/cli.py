@@ -102,7 +102,8 @@ def catalog_ingest(
     """Add the images a metadata file names; creates the catalog if needed.
 
     Required columns: file, subject_id, finger (0–10), impression, sensor, ppi, consent. Optional:
-    quality, split, synthetic, captured_at; any other column is kept in `extra`. Every row and
+    quality, split, synthetic, captured_at, consent_scope (purposes separated by ';', e.g.
+    training;evaluation), consent_until (a date); any other column is kept in `extra`. Every row and
     image is checked before anything is written. Re-ingesting the same bytes adds nothing; with
     changed metadata it fails naming the sample and field, unless --update is given.
 
@@ -142,7 +143,8 @@ def catalog_query(
     """Select samples with a read-only SQL WHERE expression, as of any revision.
 
     Columns: sample_id uri subject_id finger impression sensor ppi width height format quality split
-    consent synthetic captured_at extra. JSON fields: json_extract_string(extra, '$.site').
+    consent consent_scope consent_until synthetic captured_at extra. JSON fields:
+    json_extract_string(extra, '$.site'); purposes: list_contains(consent_scope, 'training').
     A query is one condition: comparisons, AND/OR/NOT, IN, BETWEEN, LIKE, CASE, casts and the
     scalar functions of fpload.catalog.QUERY_FUNCTIONS; no subqueries, statements or comments.
 
@@ -211,7 +213,9 @@ def catalog_revisions(catalog: Path = CatalogOpt, as_json: bool = JsonOpt) -> No
 def catalog_update(
     where: str = typer.Argument(..., help="SQL WHERE expression selecting the samples to change."),
     set_: list[str] = typer.Option(..., "--set", help="field=value; repeatable. Fields: consent, split, "
-                                   "quality, sensor, subject_id, finger, impression."),
+                                   "quality, sensor, subject_id, finger, impression, consent_scope (purposes "
+                                   "separated by ';', e.g. training;evaluation), consent_until (a date); "
+                                   "value null clears a field."),
     catalog: Path = CatalogOpt,
     message: Optional[str] = typer.Option(None, "--message", "-m", help="Note stored with the revision."),
     query_timeout: Optional[float] = QueryTimeoutOpt,
@@ -259,6 +263,12 @@ def pack(
                                           help="Encoding processes (default: FPLOAD_WORKERS or the core count)."),
     query_timeout: Optional[float] = QueryTimeoutOpt,
     query_memory: Optional[str] = QueryMemoryOpt,
+    purpose: Optional[str] = typer.Option(None, "--purpose", help="What the version is for, e.g. training "
+                                          "(overrides the config's purpose): samples whose consent_scope "
+                                          "lacks it count as without consent."),
+    consent_date: Optional[str] = typer.Option(None, "--consent-date", help="Date consent is judged at "
+                                               "against consent_until, e.g. 2026-12-31 (default: today, UTC); "
+                                               "recorded in the manifest."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Freeze a catalog query into an immutable, content-addressed dataset version.
@@ -268,7 +278,7 @@ def pack(
     same id and byte-identical files; packing it again changes nothing.
 
     Example: fpload pack --where "finger IN (2,7) AND consent" --config raw-lz4 \\
-             --out versions --name index-fingers
+             --out versions --name index-fingers --purpose training
     """
     from fpload.pack import PackConfig, pack_version
 
@@ -276,10 +286,13 @@ def pack(
         raise UsageError("give --where EXPR and/or --filter FILE (use --where consent to take every "
                          "consented sample)")
     cfg = PackConfig.from_yaml(resolve_config(config, "pack")) if config else PackConfig()
+    if purpose is not None:
+        cfg = PackConfig.from_dict({**cfg.to_dict(), "purpose": purpose}, source="--purpose")
     with _open(catalog, read_only=True) as cat:
         res = pack_version(cat, out=out_root, name=name, where=where, filter=_filter_path(filter_file), config=cfg,
                            revision=rev, parent=parent, workers=workers or env_workers(), progress=not as_json,
-                           query_timeout=query_timeout, query_memory_limit=query_memory)
+                           query_timeout=query_timeout, query_memory_limit=query_memory,
+                           consent_date=consent_date)
     if as_json:
         _print_json({"path": str(res.path), "version_id": res.version_id, "created": res.created,
                      "samples": res.samples, "counts": res.counts, "bytes": res.bytes,
@@ -458,16 +471,21 @@ def _register_stage_commands() -> None:
     Imported plainly: a broken import fails loudly here instead of silently removing a verb.
     """
     from fpload.bench._cli import bench_app
+    from fpload.catalog._cli import catalog_diff
     from fpload.erase._cli import erase_app
     from fpload.features._cli import features_app
     from fpload.ops._cli import ops_app
     from fpload.synth._cli import synth_command
+    from fpload.versions._cli import versions_check, versions_diff
 
     app.command("synth")(synth_command)
     app.add_typer(ops_app, name="ops")
     app.add_typer(bench_app, name="bench")
     app.add_typer(features_app, name="features")
     app.add_typer(erase_app, name="erase")
+    catalog_app.command("diff")(catalog_diff)
+    versions_app.command("diff")(versions_diff)
+    versions_app.command("check")(versions_check)
 
 
 _register_stage_commands()

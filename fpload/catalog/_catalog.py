@@ -6,7 +6,7 @@ import contextlib
 import hashlib
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,8 @@ import pyarrow as pa
 from fpload.catalog import _ingest, _lock
 from fpload.catalog._query import load_filter, run_where, select_ids
 from fpload.catalog._sqlcheck import parse_where
-from fpload.catalog._schema import CATALOG_SCHEMA_VERSION, DDL, SAMPLE_COLUMNS, UPDATABLE
+from fpload.catalog._schema import (ADDED_IN, CATALOG_SCHEMA_VERSION, DDL, MIGRATIONS, READABLE_SCHEMA_VERSIONS,
+                                    SAMPLE_COLUMNS, UPDATABLE)
 from fpload.errors import (CatalogError, DuplicateSampleError, ImageError, MetadataError,
                            NoMatchError, RevisionNotFoundError, UsageError)
 from fpload.formats import canonical_json
@@ -56,7 +57,7 @@ class IngestReport:
 
 
 def _row_hash(row: dict[str, Any]) -> str:
-    content = {c: (row[c].isoformat() if isinstance(row[c], datetime) else row[c]) for c in SAMPLE_COLUMNS}
+    content = {c: (row[c].isoformat() if isinstance(row[c], (datetime, date)) else row[c]) for c in SAMPLE_COLUMNS}
     return hashlib.sha256(canonical_json(content)).hexdigest()
 
 
@@ -82,6 +83,7 @@ class Catalog:
         #: an in-memory catalog (``":memory:"``, for tests and scratch work) lives only in its
         #: connection, so it keeps it until closed
         self._in_memory = str(path) == ":memory:"
+        self._schema_version = CATALOG_SCHEMA_VERSION
         exists = self.path.exists()
         if read_only and not exists:
             raise CatalogError(f"catalog not found: {self.path} (create it with `fpload catalog ingest`)")
@@ -137,10 +139,40 @@ class Catalog:
             found = self._one("SELECT value FROM meta WHERE key = 'schema_version'")
         except duckdb.CatalogException:
             raise CatalogError(f"{self.path} is a DuckDB file but not an fpload catalog") from None
-        if found is None or found[0] != str(CATALOG_SCHEMA_VERSION):
+        readable = {str(v): v for v in READABLE_SCHEMA_VERSIONS}
+        if found is None or found[0] not in readable:
             raise CatalogError(
                 f"{self.path}: catalog schema version {found[0] if found else None!r} is not supported "
-                f"(this fpload reads {CATALOG_SCHEMA_VERSION})")
+                f"(this fpload reads {', '.join(readable)})")
+        self._schema_version = readable[found[0]]
+        if self._schema_version < CATALOG_SCHEMA_VERSION and not self.read_only:
+            self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring an older catalog to :data:`CATALOG_SCHEMA_VERSION` in place, in one transaction
+        (a crash leaves the old version, which the next writer migrates)."""
+        self._con.execute("BEGIN")
+        try:
+            for v in range(self._schema_version, CATALOG_SCHEMA_VERSION):
+                for stmt in MIGRATIONS[v]:
+                    self._con.execute(stmt)
+            self._con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(CATALOG_SCHEMA_VERSION)])
+            self._con.execute("COMMIT")
+        except BaseException:
+            self._con.execute("ROLLBACK")
+            raise
+        self._schema_version = CATALOG_SCHEMA_VERSION
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version of the file (an older one only while opened read-only)."""
+        return self._schema_version
+
+    def _columns_sql(self, alias: str = "") -> str:
+        """The select list of :data:`SAMPLE_COLUMNS`; columns the file's older schema lacks are NULL."""
+        missing = {c: t for v, cols in ADDED_IN.items() if v > self._schema_version for c, t in cols.items()}
+        pre = f"{alias}." if alias else ""
+        return ", ".join(f"NULL::{missing[c]} AS {c}" if c in missing else f"{pre}{c}" for c in SAMPLE_COLUMNS)
 
     def close(self) -> None:
         """Close the catalog for good; a later use raises :class:`CatalogError`."""
@@ -195,6 +227,9 @@ class Catalog:
         """Write a new revision: close ``closed_ids`` and insert ``new_rows``, in one transaction."""
         prev = self.revision()
         rev = prev.rev + 1
+        # columns added by later schema versions are optional: rows made without them hold NULL
+        optional = {c: None for cols in ADDED_IN.values() for c in cols}
+        new_rows = [{**optional, **r} for r in new_rows]
         hashes = sorted(_row_hash(r) for r in new_rows) + sorted(f"-{s}" for s in closed_ids)
         digest = hashlib.sha256("\n".join([prev.digest, op, *hashes]).encode()).hexdigest()
         self._con.execute("BEGIN")
@@ -208,7 +243,8 @@ class Catalog:
                     [{**{c: r[c] for c in SAMPLE_COLUMNS}, "valid_from": rev, "valid_to": None} for r in new_rows],
                     schema=self._arrow_schema(with_validity=True))
                 self._con.register("_new_rows", table)
-                self._con.execute(f"INSERT INTO sample_rows SELECT * FROM _new_rows")
+                self._con.execute(f"INSERT INTO sample_rows ({_COLS}, valid_from, valid_to) "
+                                  f"SELECT {_COLS}, valid_from, valid_to FROM _new_rows")
                 self._con.unregister("_new_rows")
             samples = self._one("SELECT count(*) FROM sample_rows WHERE valid_to IS NULL")[0]
             added = len(new_rows) - len(closed_ids) if op != "update" else 0
@@ -228,7 +264,7 @@ class Catalog:
     def _arrow_schema(with_validity: bool = False) -> pa.Schema:
         types = {"VARCHAR": pa.string(), "TINYINT": pa.int8(), "INTEGER": pa.int32(),
                  "DOUBLE": pa.float64(), "BOOLEAN": pa.bool_(), "TIMESTAMP": pa.timestamp("us"),
-                 "JSON": pa.string()}
+                 "JSON": pa.string(), "VARCHAR[]": pa.list_(pa.string()), "DATE": pa.date32()}
         fields = [(c, types[t]) for c, t in SAMPLE_COLUMNS.items()]
         if with_validity:
             fields += [("valid_from", pa.int32()), ("valid_to", pa.int32())]
@@ -240,7 +276,7 @@ class Catalog:
         rev = self.revision(revision).rev
         with self._damaged():
             return self._con.sql(
-                f"SELECT {_COLS} FROM sample_rows WHERE valid_from <= {rev} AND "
+                f"SELECT {self._columns_sql()} FROM sample_rows WHERE valid_from <= {rev} AND "
                 f"(valid_to IS NULL OR valid_to > {rev}) ORDER BY sample_id").to_arrow_table()
 
     def query(self, where: str | None = None, *, filter: str | Path | None = None,
@@ -371,7 +407,7 @@ class Catalog:
             return {}
         with self._damaged():
             rows = self._con.execute(
-                f"SELECT {_COLS} FROM sample_rows WHERE valid_to IS NULL AND sample_id IN "
+                f"SELECT {self._columns_sql()} FROM sample_rows WHERE valid_to IS NULL AND sample_id IN "
                 "(SELECT unnest(?::VARCHAR[]))", [sample_ids]).fetchall()
         cols = list(SAMPLE_COLUMNS)
         return {r[0]: dict(zip(cols, r)) for r in rows}

@@ -31,8 +31,8 @@ import fsspec
 import pyarrow as pa
 
 from fpload.catalog._image import SUPPORTED_FORMATS, ImageLimits, probe_image  # noqa: F401 (re-export)
-from fpload.catalog._schema import (IDENTITY_FIELDS, METADATA_FIELDS, OPTIONAL_METADATA, REQUIRED_METADATA,
-                                    SPLIT_NAME)
+from fpload.catalog._schema import (IDENTITY_FIELDS, METADATA_FIELDS, OPTIONAL_METADATA, PURPOSE_NAME,
+                                    REQUIRED_METADATA, SPLIT_NAME)
 from fpload.errors import MetadataError
 
 _TRUE = {"true", "1", "yes", "y", "t"}
@@ -263,6 +263,47 @@ def _as_time(value: Any, field: str) -> datetime:
     return out
 
 
+def _as_scope(value: Any, field: str) -> list[str]:
+    """Consent purposes: a list, or text separated by ``;`` (as a CSV cell holds them); sorted, unique.
+
+    >>> _as_scope("training; research;training", "consent_scope")
+    ['research', 'training']
+    """
+    if isinstance(value, str):
+        items: list[Any] = value.split(";")
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        raise ValueError(f"'{field}' must be purposes separated by ';' (e.g. training;evaluation), got {value!r}")
+    out = set()
+    for item in items:
+        text = item.strip() if isinstance(item, str) else item
+        if not isinstance(text, str) or not PURPOSE_NAME.fullmatch(text):
+            raise ValueError(f"'{field}' holds {item!r}, not a purpose name (1-64 letters, digits, '_' or '-'; "
+                             "several separated by ';', e.g. training;evaluation)")
+        out.add(text)
+    if not out:
+        raise ValueError(f"'{field}' names no purpose; leave it empty for consent not limited by purpose, "
+                         "or set consent to false")
+    return sorted(out)
+
+
+def _as_date(value: Any, field: str) -> date:
+    """A calendar date: ISO text ``2027-12-31``, a date, or a time at midnight."""
+    if isinstance(value, datetime):
+        if value.time() != datetime.min.time() or value.tzinfo is not None:
+            raise ValueError(f"'{field}' must be a date without a time, got {value!r}")
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise ValueError(f"'{field}' must be an ISO 8601 date such as 2027-12-31, got {value!r}")
+
+
 def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value)) or (
         isinstance(value, str) and value.strip() == "")
@@ -297,6 +338,10 @@ def parse_row(row: dict[str, Any]) -> dict[str, Any]:
     out["synthetic"] = False if _missing(syn) else _as_bool(syn, "synthetic")
     cap = row.get("captured_at")
     out["captured_at"] = None if _missing(cap) else _as_time(cap, "captured_at")
+    scope = row.get("consent_scope")
+    out["consent_scope"] = None if _missing(scope) else _as_scope(scope, "consent_scope")
+    until = row.get("consent_until")
+    out["consent_until"] = None if _missing(until) else _as_date(until, "consent_until")
     known = set(REQUIRED_METADATA) | set(OPTIONAL_METADATA)
     extra = {k: v for k, v in row.items() if k not in known and not _missing(v)}
     try:

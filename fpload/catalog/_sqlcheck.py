@@ -41,6 +41,8 @@ QUERY_FUNCTIONS: frozenset[str] = frozenset({
     "lower", "upper", "lcase", "ucase", "length", "len", "strlen", "char_length", "trim", "ltrim",
     "rtrim", "substr", "substring", "left", "right", "concat", "concat_ws", "contains", "starts_with",
     "ends_with", "prefix", "suffix", "replace", "reverse", "split_part", "strpos", "instr", "position",
+    # lists (the ``consent_scope`` column): list_contains(consent_scope, 'training')
+    "list_contains", "list_has", "list_has_any", "list_has_all", "array_contains", "array_length",
     "like_escape", "not_like_escape", "ilike_escape", "not_ilike_escape", "regexp_matches",
     "regexp_full_match", "regexp_extract", "regexp_replace", "nullif",
     # math

@@ -18,7 +18,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from fpload._frozen import FrozenConfig
-from fpload.catalog._schema import SPLIT_NAME
+from fpload.catalog._schema import PURPOSE_NAME, SPLIT_NAME
 from fpload.features._config import FeaturesConfig
 
 
@@ -38,6 +38,9 @@ class PackConfig(FrozenConfig):
       the assignment hashes ``(split_seed, subject_id)`` so no subject lands in two splits.
     - ``label``: the integer class written to ``cls``: one per finger of a subject
       (``subject_finger``, the identity for recognition), per subject, or the finger code.
+    - ``purpose``: what the version is for (e.g. ``training``); a sample whose ``consent_scope``
+      is set and lacks it counts as without consent (see ``allow_without_consent``). None: no
+      purpose check. Consent past its ``consent_until`` counts as withdrawn either way.
     """
 
     encoding: Encoding = "passthrough"
@@ -50,6 +53,7 @@ class PackConfig(FrozenConfig):
     label: LabelKind = "subject_finger"
     allow_without_consent: bool = False
     allow_subject_overlap: bool = False
+    purpose: str | None = None
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
 
     @field_validator("splits")
@@ -65,6 +69,13 @@ class PackConfig(FrozenConfig):
         total = sum(v.values())
         if abs(total - 1.0) > 1e-6:
             raise ValueError(f"split fractions must sum to 1, they sum to {total:g}")
+        return v
+
+    @field_validator("purpose")
+    @classmethod
+    def _check_purpose(cls, v: str | None) -> str | None:
+        if v is not None and not PURPOSE_NAME.fullmatch(v):
+            raise ValueError(f"purpose {v!r} must be 1-64 letters, digits, '_' or '-' (e.g. training)")
         return v
 
     @model_validator(mode="after")

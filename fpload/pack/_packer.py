@@ -12,7 +12,7 @@ import uuid
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -27,7 +27,7 @@ from fpload.catalog._query import run_where
 from fpload.errors import ConsentError, UsageError, VersionConflictError, VersionNotFoundError
 from fpload.pack import _lifeline
 from fpload.pack._config import PackConfig
-from fpload.pack._consent import with_head_consent
+from fpload.pack._consent import consent_counts, effective_consent, with_head_consent
 from fpload.pack._encode import encode_batch
 from fpload.pack._plan import PackPlan, plan_version
 from fpload.pack._shard import ShardInfo, ShardWriter
@@ -227,7 +227,7 @@ def pack_version(catalog: Catalog, *, out: str | Path, name: str, where: str | N
                  filter: str | Path | None = None, config: PackConfig | None = None,
                  revision: int | None = None, parent: str | Path | None = None, workers: int = 1,
                  progress: bool = False, query_timeout: float | None = None,
-                 query_memory_limit: str | None = None) -> PackResult:
+                 query_memory_limit: str | None = None, consent_date: date | str | None = None) -> PackResult:
     """Select samples from ``catalog`` and publish them as version ``out/name/<version_id>``.
 
     Everything is written under a temporary folder ``out/name/.tmp-HOST-PID-RANDOM`` that is
@@ -250,6 +250,13 @@ def pack_version(catalog: Catalog, *, out: str | Path, name: str, where: str | N
     ``consent.checked_at`` records that revision. ``query_timeout`` / ``query_memory_limit``
     bound the query as in :meth:`Catalog.query`.
 
+    Consent may be limited by purpose and time (``consent_scope``, ``consent_until``): a sample
+    counts as consented only if ``config.purpose`` (when set) is in its scope (when set) and
+    ``consent_date`` (an ISO date or ``date``; default: today in UTC) is not after its
+    ``consent_until``. The manifest records the purpose, and the date whenever it was given or
+    the catalog holds any ``consent_until`` (then it enters the version id: pass ``consent_date``
+    to reproduce a version on another day).
+
     Example::
 
         cat = open_catalog("catalog.duckdb")
@@ -266,14 +273,24 @@ def pack_version(catalog: Catalog, *, out: str | Path, name: str, where: str | N
     if head.rev != rev.rev:
         snapshot = with_head_consent(snapshot, catalog.snapshot(head.rev))
     catalog.release()  # the snapshots hold every row the pack needs: let other processes use the catalog
+    on, recorded_date = _consent_date(consent_date, snapshot)
+    declared = snapshot
+    snapshot = effective_consent(snapshot, cfg.purpose, on)
     selection = run_where(snapshot, query, timeout=query_timeout, memory_limit=query_memory_limit)
     try:
         plan = plan_version(selection, cfg)
     except ConsentError as err:
-        if head.rev == rev.rev:
-            raise
-        raise ConsentError(f"{err} (consent is read at the catalog's latest revision {head.rev}, "
-                           f"whatever revision is packed)") from None
+        import pyarrow.compute as pc
+
+        picked = declared.filter(pc.is_in(declared.column("sample_id"), value_set=selection.column("sample_id")))
+        why = consent_counts(picked, cfg.purpose, on)
+        parts = [f"{why['without_consent']} withdrawn or never given"]
+        if cfg.purpose is not None:
+            parts.append(f"{why['outside_purpose']} not for purpose {cfg.purpose!r}")
+        parts.append(f"{why['expired']} past consent_until on {on.isoformat()}")
+        where_read = "" if head.rev == rev.rev else (f"; consent is read at the catalog's latest revision "
+                                                     f"{head.rev}, whatever revision is packed")
+        raise ConsentError(f"{err} ({', '.join(parts)}{where_read})") from None
     settings = cfg.to_dict()
 
     name_dir = Path(out) / name
@@ -298,7 +315,10 @@ def pack_version(catalog: Catalog, *, out: str | Path, name: str, where: str | N
             "settings": settings,
             "consent": {"allow_without_consent": cfg.allow_without_consent,
                         "samples_without_consent": plan.without_consent,
-                        "checked_at": {"revision": head.rev, "digest": head.digest}},
+                        "checked_at": {"revision": head.rev, "digest": head.digest},
+                        # recorded when they can matter (as before when neither does)
+                        **({"purpose": cfg.purpose} if cfg.purpose is not None else {}),
+                        **({"date": recorded_date} if recorded_date is not None else {})},
             "samples": len(plan.rows),
             "labels": plan.labels,
             "splits": plan.splits,
@@ -321,6 +341,23 @@ def pack_version(catalog: Catalog, *, out: str | Path, name: str, where: str | N
                       counts=manifest["counts"], created=created,
                       bytes=sum(s.bytes for s in shards),
                       features_computed=feat.get("computed", 0), features_reused=feat.get("reused", 0))
+
+
+def _consent_date(given: date | str | None, snapshot: pa.Table) -> tuple[date, str | None]:
+    """The date consent is judged at, and what the manifest records of it: the given date, or
+    today's (UTC) recorded only when some row has a ``consent_until`` (so the date can matter)."""
+    if isinstance(given, datetime):
+        given = given.date()
+    if isinstance(given, str):
+        try:
+            given = date.fromisoformat(given.strip())
+        except ValueError:
+            raise UsageError(f"consent date {given!r} is not an ISO 8601 date such as 2026-12-31") from None
+    if given is not None:
+        return given, given.isoformat()
+    today = datetime.now(timezone.utc).date()
+    ends = "consent_until" in snapshot.column_names and snapshot.column("consent_until").null_count < snapshot.num_rows
+    return today, today.isoformat() if ends else None
 
 
 def _publish(tmp: Path, final: Path, manifest: dict[str, Any]) -> bool:

@@ -1,0 +1,125 @@
+"""``fpload versions diff|check``: compare two versions; check one for identity leakage across splits.
+
+Registered on ``fpload versions`` by :mod:`fpload.cli`; user errors raise :mod:`fpload.errors`
+exceptions, which the CLI prints in one line.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+_out = Console()
+_err = Console(stderr=True)
+
+
+def _print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def versions_diff(
+    a: Path = typer.Argument(..., help="The older version: ROOT/NAME/ID, an id prefix, or ROOT/NAME (latest)."),
+    b: Path = typer.Argument(..., help="The newer version, given the same way."),
+    samples: bool = typer.Option(False, "--samples", help="Also list every changed sample (with --json: "
+                                 "under 'samples')."),
+    limit: int = typer.Option(20, "--limit", "-n", min=0, help="Subjects (and samples) to show in the "
+                              "table (0: all); --json always holds all."),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON to stdout."),
+) -> None:
+    """Samples added, removed, moved between splits and relabelled from version A to B, per split and subject.
+
+    Samples are matched by sample_id (the hash of their bytes). Exits 0 whether or not they differ.
+
+    Example: fpload versions diff versions/thumbs/6aac versions/thumbs/91f0 --json
+    """
+    from fpload.versions._diff import diff_versions
+
+    d = diff_versions(a, b, samples=samples)
+    if as_json:
+        _print_json(d.to_dict())
+        return
+    t = d.totals
+    _out.print(f"[bold]{d.a}[/] ({t['a']} samples) → [bold]{d.b}[/] ({t['b']} samples): "
+               f"{t['added']} added, {t['removed']} removed, {t['moved']} moved, {t['relabelled']} relabelled, "
+               f"{t['kept']} in both")
+    st = Table("split", "A", "B", "added", "removed", "moved in", "moved out", "relabelled", title="per split",
+               title_justify="left")
+    for r in d.by_split:
+        st.add_row(r["split"], *(str(r[k]) for k in ("a", "b", "added", "removed", "moved_in", "moved_out",
+                                                     "relabelled")))
+    _out.print(st)
+    shown = d.by_subject if limit == 0 else d.by_subject[:limit]
+    if shown:
+        su = Table("subject", "splits in A", "splits in B", "added", "removed", "moved", "relabelled",
+                   title=f"subjects with changes ({len(d.by_subject)})", title_justify="left")
+        for r in shown:
+            su.add_row(r["subject_id"], ",".join(r["splits_a"]), ",".join(r["splits_b"]),
+                       *(str(r[k]) for k in ("added", "removed", "moved", "relabelled")))
+        _out.print(su)
+        if len(shown) < len(d.by_subject):
+            _err.print(f"(showing {len(shown)} of {len(d.by_subject)} subjects; --limit 0 shows all)")
+    if d.samples:
+        rows = d.samples if limit == 0 else d.samples[:limit]
+        sa = Table("sample_id", "change", "split", "label", title=f"changed samples ({len(d.samples)})",
+                   title_justify="left")
+        for r in rows:
+            kind = r["change"] if r["change"] != "kept" else " ".join(
+                k for k in ("moved", "relabelled") if r[k])
+            split = r["split_a"] if r["split_a"] == r["split_b"] else f"{r['split_a'] or '-'} → {r['split_b'] or '-'}"
+            label = r["label_a"] if r["label_a"] == r["label_b"] else f"{r['label_a'] or '-'} → {r['label_b'] or '-'}"
+            sa.add_row(r["sample_id"], kind, split, label)
+        _out.print(sa)
+
+
+def versions_check(
+    version: Path = typer.Argument(..., help="ROOT/NAME/ID, an id prefix, or ROOT/NAME (latest)."),
+    threshold: int = typer.Option(16, "--threshold", min=0, max=63, help="Hamming distance (bits of the "
+                                  "256-bit perceptual hash of each thumbnail) at or under which two images "
+                                  "of different splits count as the same capture."),
+    limit: int = typer.Option(20, "--limit", "-n", min=0, help="Findings of each kind to show (0: all); "
+                              "--json always holds all."),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON to stdout."),
+) -> None:
+    """Check a version for identity leakage: a subject or a sample in two splits, or the same image
+    (near-duplicate thumbnails, e.g. re-encoded under another subject id) in two splits.
+
+    Exits 1 listing the offending subjects, samples and pairs; 0 when none. Near-duplicates are
+    found from features.zarr/thumbnail; a version without thumbnails gets the other checks only,
+    and the report says so.
+
+    Example: fpload versions check versions/thumbs --json
+    """
+    from fpload.versions._check import check_version
+
+    r = check_version(version, threshold=threshold)
+    if as_json:
+        _print_json(r.to_dict())
+    else:
+        def cut(items: list) -> list:
+            return items if limit == 0 else items[:limit]
+
+        if r.note:
+            _err.print(f"[yellow]note:[/] {r.note}")
+        if r.ok:
+            _out.print(f"[green]ok[/]  {r.version}: {r.samples} samples, no subject, sample or image in two splits"
+                       + ("" if r.images_checked else " (images not checked)"))
+        else:
+            _out.print(f"[red]LEAK[/] {r.version}: {len(r.subjects_in_several_splits)} subject(s), "
+                       f"{len(r.samples_in_several_splits)} sample(s) and {len(r.near_duplicates)} image pair(s) "
+                       "in two splits")
+        for s in cut(r.subjects_in_several_splits):
+            _out.print(f"  subject {s['subject_id']} in splits {', '.join(s['splits'])} ({s['samples']} samples)")
+        for s in cut(r.samples_in_several_splits):
+            _out.print(f"  sample {s['sample_id']} in splits {', '.join(s['splits'])}")
+        for p in cut(r.near_duplicates):
+            a, b = p["a"], p["b"]
+            _out.print(f"  same image (distance {p['distance']}): {a['sample_id']} (subject {a['subject_id']}, "
+                       f"{a['split']}) ~ {b['sample_id']} (subject {b['subject_id']}, {b['split']})")
+    if not r.ok:
+        raise typer.Exit(1)
