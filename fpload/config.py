@@ -97,6 +97,13 @@ def env_erase_crash_at() -> str | None:
     return os.environ.get("FPLOAD_ERASE_CRASH_AT", "").strip() or None
 
 
+def env_local_rank() -> int | None:
+    """``LOCAL_RANK`` as torchrun sets it (None when unset or not an integer); the loader checks
+    it against the current CUDA device."""
+    text = os.environ.get("LOCAL_RANK", "")
+    return int(text) if text.strip().isdigit() else None
+
+
 def env_cache_dir() -> Path:
     """This user's fpload cache: ``FPLOAD_CACHE_DIR``, else ``$XDG_CACHE_HOME/fpload``, else
     ``~/.cache/fpload`` (verified-version stamps live under it)."""

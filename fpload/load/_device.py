@@ -66,11 +66,3 @@ def check_rank_device(local_rank: int | None, current: int, count: int) -> None:
     if current != want:
         raise DeviceError(f"LOCAL_RANK={local_rank} but the current CUDA device is cuda:{current}: call "
                           f"torch.cuda.set_device({want}) before building this rank's GPU loader")
-
-
-def env_local_rank() -> int | None:
-    """``LOCAL_RANK`` as torchrun sets it (None when unset or not an integer)."""
-    import os
-
-    text = os.environ.get("LOCAL_RANK", "")
-    return int(text) if text.strip().isdigit() else None

@@ -11,11 +11,11 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from fpload.config import env_tune_malloc
+from fpload.config import env_local_rank, env_tune_malloc
 from fpload.load import _order
 from fpload.load._config import AugmentConfig, LoaderConfig, StockAugmentConfig
 from fpload.load._device import (_available_host_bytes, _dali_message, _dist_rank_world, check_rank_device,
-                                 env_local_rank, gpu_available)
+                                 gpu_available)
 from fpload.errors import DeviceError, FploadError, IntegrityError, UsageError
 from fpload.load._malloc import tune_host_malloc
 from fpload.load._pipeline import PipelineSpec, build_pipeline

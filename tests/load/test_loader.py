@@ -223,7 +223,8 @@ def test_corrupt_sample_inside_an_intact_size_shard_is_named(tmp_path, catalog):
 
 def test_ddp_rank_device_check():
     """torchrun's LOCAL_RANK k wants torch.cuda.set_device(k) before a GPU loader is built."""
-    from fpload.load._device import check_rank_device, env_local_rank
+    from fpload.config import env_local_rank
+    from fpload.load._device import check_rank_device
 
     check_rank_device(None, 0, 8)   # not under torchrun: nothing to check
     check_rank_device(3, 3, 8)
