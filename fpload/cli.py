@@ -457,6 +457,7 @@ def _register_stage_commands() -> None:
 
     Imported plainly: a broken import fails loudly here instead of silently removing a verb.
     """
+    from fpload.audit._cli import audit_app, versions_find
     from fpload.bench._cli import bench_app
     from fpload.features._cli import features_app
     from fpload.ops._cli import ops_app
@@ -466,6 +467,8 @@ def _register_stage_commands() -> None:
     app.add_typer(ops_app, name="ops")
     app.add_typer(bench_app, name="bench")
     app.add_typer(features_app, name="features")
+    app.add_typer(audit_app, name="audit")
+    versions_app.command("find")(versions_find)
 
 
 _register_stage_commands()

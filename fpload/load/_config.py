@@ -79,6 +79,9 @@ class LoaderConfig(FrozenConfig):
       ``size`` is an older name of ``stamp``.
     - ``tune_host_malloc``: keep DALI's large batch buffers in glibc's heap rather than fresh
       mmaps (process-wide; see :mod:`fpload.load._malloc`; ``FPLOAD_TUNE_MALLOC=0`` overrides).
+    - ``record_reads``: append one ``read`` record (run, version, split, ranks, epoch, host, user,
+      time, the Loader's ``run_name``/``tags``) to the version root's audit log when the first epoch
+      starts (:mod:`fpload.audit._reads`); ``false`` records only that reads were not recorded.
     """
 
     batch_size: int = Field(64, ge=1)
@@ -96,6 +99,7 @@ class LoaderConfig(FrozenConfig):
     last_batch: Literal["partial", "drop"] = "partial"
     verify: Literal["stamp", "sha256", "none", "size"] = "stamp"
     tune_host_malloc: bool = True
+    record_reads: bool = True
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
 
     @field_validator("image_size")

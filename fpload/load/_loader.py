@@ -10,6 +10,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from fpload import formats
+from fpload.audit import ReadRecorder
 from fpload.config import env_tune_malloc
 from fpload.load._config import AugmentConfig, LoaderConfig, StockAugmentConfig
 from fpload.errors import DeviceError, FploadError, IntegrityError, UsageError
@@ -94,13 +95,18 @@ class Loader:
     parameters of one backend: an :class:`fpload.ops.AugmentOps` (the csrc operators, the default
     backend) or a :class:`StockAugmentConfig` (DALI's stock operators).
     Any :class:`LoaderConfig` field can also be given as a keyword (``image_size=(256, 256)``).
+
+    When its first epoch starts the loader appends one ``read`` record to the version root's audit
+    log (``fpload audit``), naming ``run_name`` and ``tags`` (``{"git": "4f2c1e0"}``) if given;
+    ``record_reads=False`` records only that reads were not recorded (:mod:`fpload.audit._reads`).
     """
 
     def __init__(self, version: str | Path | Version, split: str = "train", batch_size: int | None = None,
                  device: str | None = None, shuffle: bool | None = None, seed: int | None = None,
                  augment: bool | AugmentConfig | StockAugmentConfig | Any | None = None, rank: int | None = None,
                  world_size: int | None = None, *, features: list[str] | None = None,
-                 config: LoaderConfig | None = None, **overrides: Any):
+                 config: LoaderConfig | None = None, run_name: str | None = None,
+                 tags: dict[str, str] | list[str] | None = None, **overrides: Any):
         cfg = config or LoaderConfig()
         updates = {k: v for k, v in dict(batch_size=batch_size, device=device, shuffle=shuffle,
                                          seed=seed, **overrides).items() if v is not None}
@@ -136,6 +142,8 @@ class Loader:
         if world_size < 1 or not 0 <= rank < world_size:
             raise UsageError(f"rank {rank} is not in 0..world_size-1 (world_size={world_size})")
         self.rank, self.world_size = rank, world_size
+        self._reads = ReadRecorder(self.version, split, rank=rank, world_size=world_size, run_name=run_name,
+                                   tags=tags, enabled=cfg.record_reads, samples=self.version.counts[split])
 
         self.device = self._resolve_device(cfg.device)
         uses_ops = self.augment and cfg.augment.enabled and cfg.augment.backend == "fpload"
@@ -301,6 +309,7 @@ class Loader:
         iterator over a stream); the next ``for`` starts the next epoch."""
         import torch
 
+        self._reads.started(self._epoch)  # the read record, written once (fpload.audit._reads)
         if self._pipe is None:
             self._build()
         while True:
@@ -328,6 +337,12 @@ class Loader:
                 yield images, labels, index, feats
             else:
                 yield images, labels, index
+
+    @property
+    def read_record(self) -> dict[str, Any] | None:
+        """The ``read`` record this loader appended to its version root's audit log (None before
+        the first epoch, or when the log could not be written: an :class:`AuditWarning` said so)."""
+        return self._reads.record
 
     @property
     def num_classes(self) -> int:
