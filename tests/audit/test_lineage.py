@@ -213,3 +213,13 @@ def test_exactly_one_selection(tmp_path):
         find_versions(tmp_path, subject="S1", sample="ab")
     with pytest.raises(UsageError, match="subject id"):
         subject_ref("")
+
+
+def test_versions_list_skips_the_governance_folder(catalog, tmp_path):
+    from fpload.versions import list_versions
+
+    root = tmp_path / "versions"
+    res = _pack(catalog, root, "a")
+    decoy = root / ".fpload" / "copy"
+    shutil.copytree(res.path, decoy)  # even a whole version copied under .fpload is not listed
+    assert [v.id for v in list_versions(root)] == [res.version_id]

@@ -9,9 +9,13 @@ import shutil
 import warnings
 from pathlib import Path
 
-import pytest
+from types import SimpleNamespace
 
-from fpload.audit import AuditWarning, audit_log, audit_subject
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fpload.audit import AuditWarning, ReadRecorder, audit_log, audit_subject
 from fpload.audit._reads import RUN_ID, parse_tags
 from fpload.errors import UsageError
 from fpload.load import Loader
@@ -116,3 +120,25 @@ def test_bad_run_names_and_tags_are_refused_at_construction(version):
     with pytest.raises(UsageError, match="tag"):
         Loader(version.path, split="train", tags={"git": 7}, **KW)
     assert parse_tags(None) == {} and parse_tags(["b", "a"]) == {"a": "", "b": ""}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(run_name=st.one_of(st.none(), st.text(max_size=210)),
+       tags=st.one_of(st.none(), st.lists(st.text(max_size=5), max_size=3),
+                      st.dictionaries(st.text(max_size=5), st.one_of(st.text(max_size=5), st.integers()), max_size=3)))
+def test_run_names_and_tags_are_refused_or_recorded_verbatim(tmp_path_factory, run_name, tags):
+    """Any run_name/tags: a one-line UsageError at construction, or recorded exactly, chain intact."""
+    root = tmp_path_factory.mktemp("root")
+    version = SimpleNamespace(path=root / "fp" / ("0" * 16), id="0" * 16, name="fp")
+    try:
+        rec = ReadRecorder(version, "train", rank=0, world_size=1, run_name=run_name, tags=tags)
+    except UsageError as err:
+        assert "\n" not in str(err)
+        return
+    got = rec.started(epoch=3)
+    assert rec.started(epoch=4) is got  # once
+    (stored,) = list(audit_log(root).records("read"))
+    p = stored["payload"]
+    assert p["run_name"] == run_name and p["epoch"] == 3
+    assert p["tags"] == ({t: "" for t in tags} if isinstance(tags, list) else (tags or {}))
+    assert audit_log(root).verify() == []
