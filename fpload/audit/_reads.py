@@ -16,7 +16,9 @@ and run id (no run name, tags, ranks or epoch).
 A version root whose log cannot be written (a read-only mount) does not stop training: the
 loader warns once per root and process (:class:`AuditWarning`, one line) and trains unrecorded.
 Nothing is written elsewhere: give the training users write access to ``ROOT/.fpload/`` (the rest
-of the root may stay read-only) to have their reads recorded.
+of the root may stay read-only) to have their reads recorded. A version folder that is not
+``ROOT/NAME/<version_id>`` (a copy under another name) belongs to no root: the loader warns the
+same way, unless ``record_reads=False``.
 
 Example::
 
@@ -105,7 +107,10 @@ class ReadRecorder:
     def __init__(self, version: Any, split: str, *, rank: int, world_size: int, enabled: bool = True,
                  run_name: str | None = None, tags: Any = None, samples: int | None = None):
         self.version = version
-        self.root = Path(version.path).parent.parent
+        folder = Path(version.path)
+        #: the version root whose log records the read: ROOT of ROOT/NAME/<version_id>; None for a
+        #: version folder not named by its id (a renamed copy, a fixture), which is in no root
+        self.root = folder.parent.parent if folder.name == version.id else None
         self.split, self.rank, self.world_size, self.samples = split, rank, world_size, samples
         self.enabled = bool(enabled)
         self.run_name = None if run_name is None else _text(run_name, "run_name")
@@ -131,6 +136,11 @@ class ReadRecorder:
         if self._done:
             return self.record
         self._done = True
+        if self.root is None:
+            if self.enabled:  # switched off outside a root: there is no log to say so in
+                self.error = f"its folder is not named by its id {self.version.id} (ROOT/NAME/ID)"
+                self._warn()
+            return None
         try:
             self.record = audit_log(self.root).append("read", self.payload(epoch))
         except OSError as err:
@@ -142,14 +152,18 @@ class ReadRecorder:
         return self.record
 
     def _warn(self) -> None:
-        key = str(self.root.resolve())
+        key = str((self.root or Path(self.version.path)).resolve())
         with _warned_lock:
             if key in _warned:
                 return
             _warned.add(key)
-        warnings.warn(f"fpload: reads of {self.root} are not recorded: its audit log cannot be written "
-                      f"({self.error}); give this user write access to {self.root / '.fpload'}",
-                      AuditWarning, stacklevel=4)
+        if self.root is None:
+            msg = (f"fpload: reads of {self.version.path} are not recorded: {self.error}; load it from "
+                   "the root it was packed into, or pass record_reads=False")
+        else:
+            msg = (f"fpload: reads of {self.root} are not recorded: its audit log cannot be written "
+                   f"({self.error}); give this user write access to {self.root / '.fpload'}")
+        warnings.warn(msg, AuditWarning, stacklevel=4)
 
 
 def read_records(root: str | Path, version_ids: set[str] | None = None) -> list[dict[str, Any]]:

@@ -142,3 +142,18 @@ def test_run_names_and_tags_are_refused_or_recorded_verbatim(tmp_path_factory, r
     assert p["run_name"] == run_name and p["epoch"] == 3
     assert p["tags"] == ({t: "" for t in tags} if isinstance(tags, list) else (tags or {}))
     assert audit_log(root).verify() == []
+
+
+def test_a_copy_outside_any_root_warns_unless_recording_is_off(version, tmp_path):
+    copy = tmp_path / "elsewhere" / "renamed"
+    shutil.copytree(version.path, copy)
+    with pytest.warns(AuditWarning, match="not named by its id") as caught:
+        loader = Loader(copy, split="train", **KW)
+        next(iter(loader))
+    assert len(caught) == 1 and loader.read_record is None
+    assert not (tmp_path / ".fpload").exists() and not (copy.parent / ".fpload").exists()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        off = Loader(copy, split="train", record_reads=False, **KW)
+        next(iter(off))
+    assert off.read_record is None
