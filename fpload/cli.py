@@ -470,6 +470,7 @@ def _register_stage_commands() -> None:
 
     Imported plainly: a broken import fails loudly here instead of silently removing a verb.
     """
+    from fpload.audit._cli import audit_app, versions_find
     from fpload.bench._cli import bench_app
     from fpload.catalog._cli import catalog_diff
     from fpload.erase._cli import erase_app
@@ -483,9 +484,11 @@ def _register_stage_commands() -> None:
     app.add_typer(bench_app, name="bench")
     app.add_typer(features_app, name="features")
     app.add_typer(erase_app, name="erase")
+    app.add_typer(audit_app, name="audit")
     catalog_app.command("diff")(catalog_diff)
     versions_app.command("diff")(versions_diff)
     versions_app.command("check")(versions_check)
+    versions_app.command("find")(versions_find)
 
 
 _register_stage_commands()

@@ -49,7 +49,7 @@ def test_golden_version_loads():
     rows = v.samples.to_pylist()
     seen = []
     for images, labels, index in Loader(GOLDEN, split="val", batch_size=4, device="cpu", shuffle=False,
-                                        augment=False, mean=0.0, std=1.0):
+                                        augment=False, mean=0.0, std=1.0, record_reads=False):
         for img, lab, k in zip(images, labels, index):
             row = rows[int(k)]
             assert int(lab) == row["label"]

@@ -93,6 +93,9 @@ class LoaderConfig(FrozenConfig):
       to ``label_key``, ``subject_id`` and ``finger``.
     - ``tune_host_malloc``: keep DALI's large batch buffers in glibc's heap rather than fresh
       mmaps (process-wide; see :mod:`fpload.load._malloc`; ``FPLOAD_TUNE_MALLOC=0`` overrides).
+    - ``record_reads``: append one ``read`` record (run, version, split, ranks, epoch, host, user,
+      time, the Loader's ``run_name``/``tags``) to the version root's audit log when the first epoch
+      starts (:mod:`fpload.audit._reads`); ``false`` records only that reads were not recorded.
     """
 
     batch_size: int = Field(64, ge=1)
@@ -111,6 +114,7 @@ class LoaderConfig(FrozenConfig):
     labels: Literal["version", "split"] = "version"
     verify: Literal["stamp", "sha256", "none", "size"] = "stamp"
     tune_host_malloc: bool = True
+    record_reads: bool = True
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
 
     @field_validator("shuffle", mode="before")

@@ -11,6 +11,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from fpload.audit import ReadRecorder
 from fpload.config import env_local_rank, env_tune_malloc
 from fpload.load import _order
 from fpload.load._config import AugmentConfig, LoaderConfig, StockAugmentConfig
@@ -73,13 +74,19 @@ class Loader:
     parameters of one backend: an :class:`fpload.ops.AugmentOps` (the csrc operators, the default
     backend) or a :class:`StockAugmentConfig` (DALI's stock operators).
     Any :class:`LoaderConfig` field can also be given as a keyword (``image_size=(256, 256)``).
+
+    When its first epoch starts the loader appends one ``read`` record to the version root's audit
+    log (``fpload audit``), naming ``run_name`` and ``tags`` (``{"git": "4f2c1e0"}``) if given;
+    ``record_reads=False`` records only that reads were not recorded (:mod:`fpload.audit._reads`).
     """
 
     def __init__(self, version: str | Path | Version, split: str = "train", batch_size: int | None = None,
                  device: str | None = None, shuffle: str | bool | None = None, seed: int | None = None,
                  augment: bool | AugmentConfig | StockAugmentConfig | Any | None = None, rank: int | None = None,
                  world_size: int | None = None, *, features: list[str] | None = None,
-                 config: LoaderConfig | None = None, state: dict[str, Any] | None = None, **overrides: Any):
+                 config: LoaderConfig | None = None, state: dict[str, Any] | None = None,
+                 run_name: str | None = None, tags: dict[str, str] | list[str] | None = None,
+                 **overrides: Any):
         cfg = config or LoaderConfig()
         updates = {k: v for k, v in dict(batch_size=batch_size, device=device, shuffle=shuffle,
                                          seed=seed, **overrides).items() if v is not None}
@@ -115,6 +122,8 @@ class Loader:
         if world_size < 1 or not 0 <= rank < world_size:
             raise UsageError(f"rank {rank} is not in 0..world_size-1 (world_size={world_size})")
         self.rank, self.world_size = rank, world_size
+        self._reads = ReadRecorder(self.version, split, rank=rank, world_size=world_size, run_name=run_name,
+                                   tags=tags, enabled=cfg.record_reads, samples=self.version.counts[split])
 
         self.device = self._resolve_device(cfg.device)
         uses_ops = self.augment and cfg.augment.enabled and cfg.augment.backend == "fpload"
@@ -452,11 +461,18 @@ class Loader:
         """One epoch: the rest of the current one (all of it unless resumed mid-epoch). A second
         iterator while one is live raises UsageError; a ``for`` left early ends its epoch."""
         self._require_idle("iter")
+        self._reads.started(self._epoch)  # the read record, written once (fpload.audit._reads)
         if self._pipe is None:
             self._build()
         it = EpochIterator(self)
         self._live = weakref.ref(it)
         return it
+
+    @property
+    def read_record(self) -> dict[str, Any] | None:
+        """The ``read`` record this loader appended to its version root's audit log (None before
+        the first epoch, or when the log could not be written: an :class:`AuditWarning` said so)."""
+        return self._reads.record
 
     @property
     def num_classes(self) -> int:

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 import fpload
 from fpload import formats
+from fpload.audit import record_publish, sync_lineage
 from fpload.catalog import Catalog, combine_where
 from fpload.catalog._query import run_where
 from fpload.errors import ConsentError, UsageError, VersionConflictError, VersionNotFoundError
@@ -336,6 +337,9 @@ def pack_version(catalog: Catalog, *, out: str | Path, name: str, where: str | N
         created = _publish(tmp, final, manifest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    # lineage + publish record (idempotent); also repairs versions a crash left unindexed
+    record_publish(out, final)
+    sync_lineage(out, on_error="skip")
     feat = manifest.get("features") or {}
     return PackResult(path=final, version_id=manifest["version_id"], name=name, samples=len(plan.rows),
                       counts=manifest["counts"], created=created,

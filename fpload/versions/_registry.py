@@ -200,7 +200,9 @@ def list_versions(root: str | Path) -> list[Version]:
     if not root.is_dir():
         raise VersionNotFoundError(f"no such folder: {root}")
     found = [p.parent for p in root.glob("*/manifest.json")] + [p.parent for p in root.glob("*/*/manifest.json")]
-    versions = [open_version(p, check=False) for p in sorted(set(found)) if not p.name.startswith(".")]
+    # dot-folders (ROOT/.fpload governance files, NAME/.tmp-* of running packs) hold no versions
+    versions = [open_version(p, check=False) for p in sorted(set(found))
+                if not any(part.startswith(".") for part in p.relative_to(root).parts)]
     return sorted(versions, key=lambda v: (v.manifest.get("created_at", ""), v.name, v.id))
 
 

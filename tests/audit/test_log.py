@@ -112,3 +112,16 @@ def test_any_byte_flip_is_detected(tmp_path_factory, data):
     # a flip may leave JSON whose canonical content is unchanged only if it hits insignificant bytes;
     # canonical lines have none (no spaces), so every flip is a problem
     assert log.verify() != []
+
+
+def test_an_append_reads_only_the_last_record(tmp_path):
+    """Appending checks the last record only (same cost at any length); damage before it stays
+    named by verify, and the new record still chains to the last one."""
+    log = _log(tmp_path)
+    lines = _lines(log)
+    lines[1] = "damaged\n"
+    log.path.write_text("".join(lines))
+    rec = log.append("read", {"i": 5})
+    assert rec["seq"] == 5 and rec["prev"] == json.loads(lines[-1])["hash"]
+    problems = log.verify()
+    assert problems and problems[0].startswith(f"{log.path}:2: not a JSON record")
