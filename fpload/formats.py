@@ -102,6 +102,27 @@ def order_members(image_ext: str, members: dict[str, bytes | None]) -> list[tupl
             for role in MEMBER_ORDER if members.get(role) is not None]
 
 
+def subject_ref(subject_id: str) -> str:
+    """The pseudonym every governance file (lineage, audit records, receipts) uses for a subject:
+    ``sha256("fpload-subject:" + id)`` hex, never the id itself.
+
+    >>> subject_ref("S001")[:12]
+    '3ef45e31f553'
+    """
+    if not isinstance(subject_id, str) or not subject_id:
+        raise ValueError(f"subject id must be a non-empty string, got {subject_id!r}")
+    return hashlib.sha256(("fpload-subject:" + subject_id).encode()).hexdigest()
+
+
+def sample_ref(sample_id: str) -> str:
+    """How receipts name an erased sample: ``sha256("fpload-sample:" + sample_id)`` hex.
+
+    >>> len(sample_ref("00" * 16))
+    64
+    """
+    return hashlib.sha256(f"fpload-sample:{sample_id}".encode()).hexdigest()
+
+
 def sample_key(data: bytes) -> str:
     """The sample id of an image: a hex prefix of the sha256 of its source bytes."""
     return hashlib.sha256(data).hexdigest()[:SAMPLE_KEY_HEX]

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from fpload import formats
@@ -58,14 +59,11 @@ def audit_log(root: str | Path) -> RecordLog:
 
 
 def subject_ref(subject_id: str) -> str:
-    """The pseudonym that governance files use for a subject: ``sha256("fpload-subject:" + id)`` hex.
-
-    >>> subject_ref("S001")[:12]
-    '3ef45e31f553'
-    """
-    if not isinstance(subject_id, str) or not subject_id:
-        raise UsageError(f"subject id must be a non-empty string, got {subject_id!r}")
-    return hashlib.sha256(("fpload-subject:" + subject_id).encode()).hexdigest()
+    """:func:`fpload.formats.subject_ref`, with a usage error for an empty id (a CLI argument)."""
+    try:
+        return formats.subject_ref(subject_id)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
 
 
 def lineage_dir(root: str | Path) -> Path:
@@ -161,6 +159,50 @@ def record_publish(root: str | Path, version: Any) -> dict[str, Any] | None:
         "version_id": v.id, "name": v.name, "path": f"{v.name}/{v.id}", "parent": m.get("parent"),
         "created_at": m.get("created_at"), "samples": m.get("samples"), "counts": m.get("counts"),
         "catalog": m.get("catalog"), "lineage": lineage})
+
+
+def remove_from_lineage(root: str | Path, version_id: str, sample_ids: set[str], *, erasure_id: str) -> int:
+    """Rewrite a version's lineage file without ``sample_ids`` (an erasure): the new file is written
+    beside it, the old one overwritten with zeros, then replaced; a ``lineage`` record names the new
+    file. Returns the rows removed. Safe to rerun after a crash at any point.
+    """
+    root = Path(root)
+    path = lineage_path(root, version_id)
+    pending = path.with_name(path.name + ".erasing")
+    removed = 0
+    if not pending.is_file():
+        if not path.is_file():
+            return 0
+        table = pq.read_table(path)
+        keep = pc.invert(pc.is_in(table["sample_id"], value_set=pa.array(sorted(sample_ids))))
+        kept = table.filter(keep)
+        removed = table.num_rows - kept.num_rows
+        if removed == 0:
+            _record_lineage(root, version_id, path, erasure_id)  # a crash after the rewrite: record it
+            return 0
+        write_lineage_file(pending, kept, version_id=version_id, name=read_lineage_meta(path).get("name") or "")
+    if path.is_file():  # destroy the old bytes, not just the name
+        size = path.stat().st_size
+        with open(path, "r+b") as fh:
+            fh.write(b"\0" * size)
+            fh.flush()
+            os.fsync(fh.fileno())
+    os.replace(pending, path)
+    _record_lineage(root, version_id, path, erasure_id)
+    return removed
+
+
+def _record_lineage(root: Path, version_id: str, path: Path, erasure_id: str) -> None:
+    """Append a ``lineage`` record for a rewritten file unless the log's latest one names it already."""
+    log = audit_log(root)
+    sha = formats.file_sha256(path)
+    latest = _latest_lineage(log).get(version_id)
+    if latest is not None and latest["payload"]["lineage"].get("sha256") == sha:
+        return
+    log.append("lineage", {
+        "version_id": version_id, "name": read_lineage_meta(path).get("name") or "",
+        "reason": f"erasure {erasure_id}",
+        "lineage": {"file": path.relative_to(root).as_posix(), "sha256": sha, "rows": pq.read_metadata(path).num_rows}})
 
 
 def _live_folders(root: Path) -> dict[str, Path]:

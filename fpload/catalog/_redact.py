@@ -27,6 +27,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from fpload.formats import sample_ref
+
 REDACTIONS_DDL = """
 CREATE TABLE IF NOT EXISTS redactions (
     erasure_id VARCHAR PRIMARY KEY,
@@ -39,24 +41,6 @@ CREATE TABLE IF NOT EXISTS redactions (
     sample_refs JSON NOT NULL
 )
 """
-
-
-def subject_ref(subject_id: str) -> str:
-    """How governance records name a subject: ``sha256("fpload-subject:" + id)`` hex, never the id.
-
-    >>> subject_ref("S17")[:12]
-    'ea3b90a04aeb'
-    """
-    return hashlib.sha256(f"fpload-subject:{subject_id}".encode()).hexdigest()
-
-
-def sample_ref(sample_id: str) -> str:
-    """How receipts name an erased sample: ``sha256("fpload-sample:" + sample_id)`` hex.
-
-    >>> len(sample_ref("00" * 16))
-    64
-    """
-    return hashlib.sha256(f"fpload-sample:{sample_id}".encode()).hexdigest()
 
 
 def who_am_i() -> str:

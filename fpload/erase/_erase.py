@@ -28,9 +28,10 @@ import pyarrow.parquet as pq
 from fpload import formats
 from fpload.catalog import open_catalog, select_ids
 from fpload.catalog import _redact
-from fpload.catalog._redact import sample_ref, subject_ref
+from fpload.formats import sample_ref, subject_ref
 from fpload.config import env_erase_crash_at
 from fpload.erase import _receipt
+from fpload.audit._lineage import record_publish, remove_from_lineage
 from fpload.erase._successor import build_successor, member_hashes, shred, tombstone
 from fpload.errors import NoMatchError, UsageError
 
@@ -213,6 +214,10 @@ def _run(journal_path: Path, j: dict[str, Any], receipt_out: str | Path | None) 
             done[step] = build_successor(Path(v["path"]), ids, erasure_id=eid, crash=crash_point)
             save()
             crash_point("successor")
+        if done[step].get("successor") and f"lineage:{v['path']}" not in done:
+            record_publish(v["root"], done[step]["path"])  # idempotent: the successor's lineage
+            done[f"lineage:{v['path']}"] = True
+            save()
     if "catalog" not in done:
         cat = open_catalog(j["catalog"], create=False)
         try:
@@ -236,6 +241,10 @@ def _run(journal_path: Path, j: dict[str, Any], receipt_out: str | Path | None) 
             done[step] = {"destroyed": len(destroyed)}
             save()
             crash_point("tombstone")
+        step = f"unindex:{v['path']}"
+        if step not in done:  # the old version's lineage keeps its other samples, not S's
+            done[step] = {"rows_removed": remove_from_lineage(v["root"], v["version_id"], ids, erasure_id=eid)}
+            save()
     if j["delete_sources"] and "sources" not in done:
         deleted = []
         for uri in plan["sources"]:

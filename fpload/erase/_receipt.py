@@ -1,7 +1,7 @@
 """Erasure receipts, their audit records, and ``erase verify``: the scan for any trace left.
 
-A receipt names subjects and samples only by hashes (:func:`~fpload.catalog._redact.subject_ref`,
-:func:`~fpload.catalog._redact.sample_ref`) and keeps the domain-separated sha256 of each erased
+A receipt names subjects and samples only by hashes (:func:`~fpload.formats.subject_ref`,
+:func:`~fpload.formats.sample_ref`) and keeps the domain-separated sha256 of each erased
 sample's image and metadata members (:func:`member_ref`), so it proves what was erased without
 holding it. :func:`verify_receipt` re-scans the catalog and every file under the roots:
 
@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 
 from fpload import formats
 from fpload.audit import RecordLog
-from fpload.catalog._redact import sample_ref, subject_ref
+from fpload.formats import sample_ref, subject_ref
 from fpload.erase._successor import member_ref
 
 RECEIPT_SCHEMA_VERSION = 1

@@ -12,7 +12,7 @@ import pytest
 from fpload import formats
 from fpload.audit import RecordLog
 from fpload.catalog import open_catalog
-from fpload.catalog._redact import subject_ref
+from fpload.formats import subject_ref
 from fpload.erase import erase_subject, verify_receipt
 from fpload.errors import NoMatchError, UsageError, VersionErasedError
 from fpload.features import open_features
