@@ -207,6 +207,8 @@ def check_version(version: str | Path | Version, *, threshold: int = DEFAULT_THR
     """
     v = open_version(version)
     thumbs = _thumbnails(v)
+    if thumbs is not None:  # cache rows are global indices (an erasure's successor keeps gaps)
+        thumbs = thumbs[v.samples.column("index").to_numpy()]
     report = find_leaks(v.samples, thumbs, threshold=threshold, version=f"{v.name}/{v.id}")
     if thumbs is None:
         return LeakReport(**{**report.__dict__, "note": "no features.zarr/thumbnail in this version: "
