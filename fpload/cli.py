@@ -253,7 +253,8 @@ def pack(
     catalog: Path = CatalogOpt,
     config: Optional[str] = typer.Option(None, "--config", help="Pack config: a YAML file, or a bundled "
                                          "config's name (`fpload configs`), e.g. demo, raw-lz4."),
-    out_root: Path = typer.Option(..., "--out", "-o", help="Root folder of versions (ROOT/NAME/ID)."),
+    out_root: str = typer.Option(..., "--out", "-o", help="Root of versions (ROOT/NAME/ID): a folder, or an "
+                                 "fsspec URL such as s3://bucket/versions (manifest.json written last)."),
     name: str = typer.Option(..., "--name", "-n", help="Version name, e.g. 'index-fingers'."),
     rev: Optional[int] = RevOpt,
     parent: Optional[str] = typer.Option(None, "--parent", help="Version this one derives from: 'latest' (of "
@@ -310,11 +311,12 @@ def pack(
 # ----------------------------------------------------------------------------------------------
 
 @versions_app.command("list")
-def versions_list(root: Path = typer.Argument(..., help="Versions root, or ROOT/NAME."),
+def versions_list(root: str = typer.Argument(..., help="Versions root, or ROOT/NAME (a folder or a URL such "
+                                             "as s3://bucket/versions)."),
                   as_json: bool = JsonOpt) -> None:
     """List published versions under a root, oldest first.
 
-    Example: fpload versions list versions
+    Example: fpload versions list versions    (or: fpload versions list s3://team-data/versions)
     """
     from fpload.versions import describe, list_versions
 
@@ -330,7 +332,8 @@ def versions_list(root: Path = typer.Argument(..., help="Versions root, or ROOT/
 
 
 @versions_app.command("show")
-def versions_show(path: Path = typer.Argument(..., help="ROOT/NAME/ID, an id prefix, or ROOT/NAME (latest)."),
+def versions_show(path: str = typer.Argument(..., help="ROOT/NAME/ID, an id prefix, or ROOT/NAME (latest); "
+                                             "ROOT may be a URL such as s3://bucket/versions."),
                   as_json: bool = JsonOpt) -> None:
     """Show a version's manifest summary: query, catalog revision, counts, shards.
 
@@ -347,7 +350,8 @@ def versions_show(path: Path = typer.Argument(..., help="ROOT/NAME/ID, an id pre
 
 
 @versions_app.command("verify")
-def versions_verify(paths: list[Path] = typer.Argument(..., help="Versions, names or roots to verify."),
+def versions_verify(paths: list[str] = typer.Argument(..., help="Versions, names or roots to verify (folders "
+                                                      "or URLs such as s3://bucket/versions)."),
                     as_json: bool = JsonOpt) -> None:
     """Recompute every shard's hash and check counts against the manifest.
 
@@ -360,7 +364,8 @@ def versions_verify(paths: list[Path] = typer.Argument(..., help="Versions, name
     report = []
     for p in paths:
         for v in list_versions(p):
-            report.append({"version": f"{v.name}/{v.id}", "path": str(v.path), "problems": v.check("sha256")})
+            report.append({"version": f"{v.name}/{v.id}", "path": getattr(v, "url", None) or str(v.path),
+                           "problems": v.check("sha256")})
     bad = [r for r in report if r["problems"]]
     if as_json:
         _print_json(report)
@@ -477,7 +482,7 @@ def _register_stage_commands() -> None:
     from fpload.features._cli import features_app
     from fpload.ops._cli import ops_app
     from fpload.synth._cli import synth_command
-    from fpload.versions._cli import versions_check, versions_diff
+    from fpload.versions._cli import versions_check, versions_diff, versions_gc
 
     app.command("synth")(synth_command)
     app.add_typer(ops_app, name="ops")
@@ -489,6 +494,7 @@ def _register_stage_commands() -> None:
     versions_app.command("diff")(versions_diff)
     versions_app.command("check")(versions_check)
     versions_app.command("find")(versions_find)
+    versions_app.command("gc")(versions_gc)
 
 
 _register_stage_commands()

@@ -26,6 +26,10 @@ Environment variables (all read here, nowhere else):
 - ``FPLOAD_QUERY_TIMEOUT`` / ``FPLOAD_QUERY_MEMORY``: limits of every catalog query (30 s, 2GB).
 - ``FPLOAD_CATALOG_TIMEOUT``: seconds to wait for a catalog that another process is writing (60).
 - ``FPLOAD_CACHE_DIR``: this user's cache (verified-version stamps), default ``~/.cache/fpload``.
+- ``FPLOAD_SHARD_CACHE_GB``: size bound of the node-local cache of shards of remote versions
+  (``CACHE/shards``, default 50); least recently used shards are evicted beyond it.
+- ``FPLOAD_STORE_RETRIES``: attempts to fetch one object of a remote version (default 4).
+- ``FPLOAD_GC_AGE_HOURS``: ``fpload versions gc`` leaves unpublished objects younger than this (24).
 - ``FPLOAD_ERASE_CRASH_AT``: tests only, a point at which ``fpload erase`` kills itself (crash tests).
 - ``FPLOAD_CUDA_ARCHITECTURES``: CUDA architectures of a plugin build (``pip install``,
   ``fpload ops build``), e.g. ``"90"``; default ``"80-real;90"``.
@@ -111,6 +115,37 @@ def env_cache_dir() -> Path:
     if root:
         return Path(root)
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fpload"
+
+
+def _positive_float(name: str, default: float) -> float:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"{name}={text!r} is not a number") from None
+    if not value > 0:
+        raise ConfigError(f"{name}={text!r} must be greater than 0")
+    return value
+
+
+def env_shard_cache_bytes() -> int:
+    """``FPLOAD_SHARD_CACHE_GB`` (default 50) in bytes: the bound of the node-local shard cache of
+    remote versions, e.g. ``FPLOAD_SHARD_CACHE_GB=0.5``."""
+    return int(_positive_float("FPLOAD_SHARD_CACHE_GB", 50.0) * 1e9)
+
+
+def env_store_retries() -> int:
+    """``FPLOAD_STORE_RETRIES`` (default 4): attempts to fetch one object of a remote version,
+    with exponential backoff between them."""
+    return max(1, int(_positive_float("FPLOAD_STORE_RETRIES", 4)))
+
+
+def env_gc_age_seconds() -> float:
+    """``FPLOAD_GC_AGE_HOURS`` (default 24) in seconds: the age under which ``fpload versions gc``
+    leaves an unpublished object alone (a pack may still be writing it)."""
+    return _positive_float("FPLOAD_GC_AGE_HOURS", 24.0) * 3600
 
 
 def configs_root() -> Path:

@@ -109,3 +109,8 @@ class LoaderStateError(UsageError):
 
 class PluginError(FploadError, RuntimeError):
     """The fpload DALI operator plugin is missing, built for another DALI, or lacks a backend."""
+
+
+class StoreError(FploadError, OSError):
+    """An object store (``s3://`` …) cannot be reached, refuses the credentials, lacks the bucket,
+    or an object cannot be fetched after retries; the message names the URL (exit code 1)."""

@@ -233,17 +233,24 @@ def read_manifest(version_dir: str | Path) -> dict[str, Any]:
     """Read and check a version's manifest; refuses unknown schema versions."""
     path = Path(version_dir) / MANIFEST_NAME
     try:
-        manifest = json.loads(path.read_text())
+        return parse_manifest(path.read_bytes(), path)
     except FileNotFoundError:
         from fpload.errors import VersionNotFoundError
 
         raise VersionNotFoundError(
             f"no published dataset version at {version_dir} ({MANIFEST_NAME} is missing)"
         ) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise VersionError(f"{path}: manifest is not valid UTF-8 JSON ({err})") from None
     except OSError as err:
         raise VersionError(f"{path}: manifest cannot be read ({err.strerror})") from None
+
+
+def parse_manifest(data: bytes, path: str | Path) -> dict[str, Any]:
+    """Parse and check a manifest's bytes (read from ``path``, which errors name); refuses unknown
+    schema versions."""
+    try:
+        manifest = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise VersionError(f"{path}: manifest is not valid UTF-8 JSON ({err})") from None
     if not isinstance(manifest, dict):
         raise VersionError(f"{path}: manifest is a JSON {type(manifest).__name__}, not an object")
     found = manifest.get("schema_version")

@@ -88,3 +88,44 @@ def _private_stamp_cache(tmp_path_factory):
         os.environ.pop("FPLOAD_CACHE_DIR", None)
     else:
         os.environ["FPLOAD_CACHE_DIR"] = old
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """An S3-compatible server (moto's ThreadedMotoServer) on 127.0.0.1 and a free port, for the
+    whole session; fpload reaches it through s3fs exactly as real S3, with the endpoint in
+    ``FSSPEC_S3_ENDPOINT_URL`` and dummy credentials in the ``AWS_*`` variables."""
+    import logging
+    import os
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+           "FSSPEC_S3_ENDPOINT_URL": url}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    yield url
+    server.stop()
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture()
+def s3_bucket(s3_endpoint):
+    """A fresh, empty bucket on the session's S3 server: ``s3://fpload-<random>``."""
+    import uuid
+
+    from fpload.versions._store import filesystem
+
+    url = f"s3://fpload-{uuid.uuid4().hex[:12]}"
+    fs, path = filesystem(url)
+    fs.mkdir(path)
+    return url

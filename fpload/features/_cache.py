@@ -244,6 +244,9 @@ def open_features(version: str | Path | Version, *, expect: Mapping[str, int] | 
     import zarr
 
     v = open_version(version)
+    stage = getattr(v, "stage", None)  # a remote version: fetch (and check) features.zarr first
+    if stage is not None and v.manifest.get("features"):
+        stage(features=True)
     where = f"feature cache of version {v.name}/{v.id}"
     entry = v.manifest.get("features")
     if not entry:

@@ -27,8 +27,8 @@ def _stats(values) -> dict[str, float]:  # noqa: ANN001
 
 @features_app.command("show")
 def features_show(
-    version: Path = typer.Argument(..., help="A version: ROOT/NAME/ID, an id prefix ROOT/NAME/6aac, or "
-                                   "ROOT/NAME (its latest)."),
+    version: str = typer.Argument(..., help="A version: ROOT/NAME/ID, an id prefix ROOT/NAME/6aac, or "
+                                  "ROOT/NAME (its latest); ROOT may be a URL such as s3://bucket/versions."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw the quality histogram and a few "
                                         "orientation fields over thumbnails into this PNG."),
     verify: bool = typer.Option(False, "--verify", help="Also recompute the cache's sha256."),

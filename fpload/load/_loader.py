@@ -274,6 +274,9 @@ class Loader:
             self._raise_data_error(err)
 
     def _raise_data_error(self, err: Exception, positions: np.ndarray | None = None):
+        feed_error, self._feed_error = getattr(self, "_feed_error", None), None
+        if feed_error is not None:
+            raise feed_error from err
         # a file changed since the start-up check is hashed again (stamp) and named
         problems = self.version.check("size" if self.config.verify == "none" else "stamp", self.split)
         if problems:
@@ -389,7 +392,11 @@ class Loader:
         self._feed_head = next(self._feed)
         self._pending.append((key, pos))
         padded = np.concatenate([pos, np.repeat(pos[-1:], self.config.batch_size - len(pos))])
-        images, shapes = self._source.read(padded)
+        try:
+            images, shapes = self._source.read(padded)
+        except FploadError as err:  # e.g. a remote shard that cannot be fetched: raised as it is
+            self._feed_error = err
+            raise
         return images, shapes, self._source.index[padded], np.full(len(padded), key[0], dtype=np.int64)
 
     def _seek(self) -> None:

@@ -9,11 +9,15 @@ Example::
 
     src = SplitSource(open_version("versions/thumbs"), "train")
     images, shapes = src.read(np.array([3, 0, 7]))   # uint8 member bytes; int32 N × [H, W, C] or None
+
+A remote version (:class:`fpload.versions._remote.RemoteVersion`) fetches its shards into the
+node-local shard cache ahead of the reader; :meth:`SplitSource.read` waits for the shard it needs.
 """
 
 from __future__ import annotations
 
 import mmap
+import weakref
 from collections import OrderedDict
 from pathlib import Path
 
@@ -56,6 +60,11 @@ class SplitSource:
             raise IntegrityError(f"version {version.name}/{version.id}: the indexes of split {split!r} "
                                  f"list {len(self.offset)} samples, samples.parquet {len(self.index)}")
         self._maps: OrderedDict[int, mmap.mmap] = OrderedDict()
+        # a remote version's shards are fetched into the node-local cache ahead of the reader
+        prefetch = getattr(version, "prefetch", None)
+        self._fetcher = prefetch(split) if prefetch is not None else None
+        if self._fetcher is not None:
+            weakref.finalize(self, self._fetcher.close)
 
     def __len__(self) -> int:
         return len(self.index)
@@ -65,7 +74,8 @@ class SplitSource:
         if m is not None:
             self._maps.move_to_end(k)
             return m
-        with open(self.shards[k], "rb") as fh:
+        path = self.shards[k] if self._fetcher is None else self._fetcher.ready(k)
+        with open(path, "rb") as fh:
             m = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
         self._maps[k] = m
         if len(self._maps) > MAX_OPEN_SHARDS:

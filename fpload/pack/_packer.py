@@ -32,15 +32,18 @@ from fpload.pack._consent import consent_counts, effective_consent, with_head_co
 from fpload.pack._encode import encode_batch
 from fpload.pack._plan import PackPlan, plan_version
 from fpload.pack._shard import ShardInfo, ShardWriter
+from fpload.versions._store import is_remote, local_path
 
 _CHUNK = 16
 
 
 @dataclass(frozen=True)
 class PackResult:
-    """Where a version was published, and whether this call wrote it or found it there."""
+    """Where a version was published, and whether this call wrote it or found it there.
 
-    path: Path
+    ``path`` is the version's folder, or its URL (a ``str``) when ``out`` was an object store."""
+
+    path: Path | str
     version_id: str
     name: str
     samples: int
@@ -54,6 +57,10 @@ class PackResult:
 
     @property
     def manifest(self) -> dict[str, Any]:
+        if isinstance(self.path, str):
+            from fpload.versions import open_version
+
+            return open_version(self.path, check=False).manifest
         return formats.read_manifest(self.path)
 
 
@@ -239,6 +246,10 @@ def pack_version(catalog: Catalog, *, out: str | Path, name: str, where: str | N
     catalog revision and config (and parent) give the same ``version_id`` and byte-identical
     files; packing an existing version again is a no-op that returns it.
 
+    ``out`` may be an fsspec URL (``s3://bucket/versions``): the version is packed locally, then
+    uploaded with its manifest last, the commit point (see :mod:`fpload.pack._remote`);
+    ``PackResult.path`` is then the version's URL.
+
     With ``config.features`` enabled (the default) the encode workers also compute the feature
     cache ``features.zarr`` in the same pass. ``parent`` (``"latest"``, a version id or id prefix
     under ``out/name``, or a version's path) is resolved and its full id recorded; features of
@@ -266,6 +277,14 @@ def pack_version(catalog: Catalog, *, out: str | Path, name: str, where: str | N
         print(res.path, res.counts)
     """
     _validate_name(name)
+    if is_remote(out):  # an object store: pack locally, upload, manifest last (fpload.pack._remote)
+        from fpload.pack._remote import pack_remote
+
+        return pack_remote(pack_version, catalog, out=str(out), name=name, where=where, filter=filter,
+                           config=config, revision=revision, parent=parent, workers=workers, progress=progress,
+                           query_timeout=query_timeout, query_memory_limit=query_memory_limit,
+                           consent_date=consent_date)
+    out = local_path(out)
     cfg = config or PackConfig()
     rev = catalog.revision(revision)
     head = catalog.revision()

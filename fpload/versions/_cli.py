@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import typer
 from rich.console import Console
@@ -123,3 +123,31 @@ def versions_check(
                        f"{a['split']}) ~ {b['sample_id']} (subject {b['subject_id']}, {b['split']})")
     if not r.ok:
         raise typer.Exit(1)
+
+
+def versions_gc(
+    root: str = typer.Argument(..., help="Versions root or ROOT/NAME: a folder or a URL such as s3://bucket/versions."),
+    delete: bool = typer.Option(False, "--delete", help="Remove the leftovers (default: only list them)."),
+    older_than: Optional[float] = typer.Option(None, "--older-than", min=0, help="Hours since a leftover's newest "
+                                               "object was written before it counts as abandoned (default: "
+                                               "FPLOAD_GC_AGE_HOURS or 24)."),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON to stdout."),
+) -> None:
+    """List (or with --delete remove) leftovers of crashed packs: objects under a version prefix
+    with no manifest that matches its id, or a local root's stale .tmp-* folders.
+
+    Published versions are never touched. Dry run unless --delete.
+
+    Example: fpload versions gc s3://team-data/versions --older-than 48 --delete
+    """
+    from fpload.versions._gc import collect_garbage
+
+    found = collect_garbage(root, delete=delete, min_age_s=None if older_than is None else older_than * 3600)
+    if as_json:
+        _print_json([f.to_dict() for f in found])
+        return
+    verb = "removed" if delete else "would remove"
+    for f in found:
+        _out.print(f"{verb} {f.prefix}: {f.objects} objects, {f.bytes / 1e6:.1f} MB, "
+                   f"last written {f.age_s / 3600:.1f} h ago", markup=False, highlight=False)
+    _err.print(f"{len(found)} leftover(s)" + ("" if delete or not found else "; run again with --delete to remove them"))

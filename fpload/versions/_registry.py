@@ -17,6 +17,7 @@ from fpload.errors import (IntegrityError, ShardNotFoundError, VersionErasedErro
                            VersionNotFoundError)
 from fpload.versions import _stamp
 from fpload.versions._stamp import Pinned
+from fpload.versions._store import is_remote, local_path
 
 Level = Literal["none", "size", "stamp", "sha256"]
 _UNSAFE = "leads out of the version folder"
@@ -193,8 +194,14 @@ def _is_version(path: Path) -> bool:
 def list_versions(root: str | Path) -> list[Version]:
     """Every published version under ``root`` (a root, a name folder, or a version), oldest first.
 
-    Listing reads each manifest but does not check its files (see :meth:`Version.check`)."""
-    root = Path(root)
+    Listing reads each manifest but does not check its files (see :meth:`Version.check`).
+    ``root`` may be an fsspec URL (``s3://bucket/versions``): then only versions whose manifest
+    hashes to the id their prefix is named by are listed (see :mod:`fpload.versions._remote`)."""
+    if is_remote(root):
+        from fpload.versions._remote import list_remote
+
+        return list_remote(str(root))
+    root = local_path(root)
     if _is_version(root):
         return [open_version(root, check=False)]
     if not root.is_dir():
@@ -255,8 +262,16 @@ def open_version(path: str | Path | Version, *, check: bool = True) -> Version:
     Example::
 
         v = open_version("versions/thumbs/6aac")   # an id prefix
+        v = open_version("s3://team-data/versions/thumbs")   # the latest there; small files staged
     """
-    version = path if isinstance(path, Version) else _find(Path(path))
+    if isinstance(path, Version):
+        version = path
+    elif is_remote(path):
+        from fpload.versions._remote import open_remote
+
+        version = open_remote(str(path))
+    else:
+        version = _find(local_path(path))
     if check:
         version.require_consistent()
     return version
@@ -271,7 +286,7 @@ def describe(version: Version) -> dict[str, Any]:
     """A summary for ``fpload versions show``."""
     m = version.manifest
     return {
-        "path": str(version.path), "name": m["name"], "version_id": m["version_id"],
+        "path": getattr(version, "url", None) or str(version.path), "name": m["name"], "version_id": m["version_id"],
         "created_at": m.get("created_at"), "parent": m.get("parent"), "samples": m["samples"],
         "labels": m["labels"], "counts": m["counts"], "encoding": m["settings"]["encoding"],
         "query": m.get("query"), "catalog": m.get("catalog"), "consent": m.get("consent"),
