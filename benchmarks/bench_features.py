@@ -94,12 +94,12 @@ def bench_pack_and_reuse(root: Path, samples: int, new: int, size: int, workers:
     t_plain, t_first, t_floor = (float(np.median(t)) for t in (t_plains, t_feats, t_floors))
     n0 = first.samples
     rows.append({"bench": "pack", "what": "passthrough, no features", "samples": n0, "seconds": t_plain,
-                 "samples_per_s": n0 / t_plain, "repeats": repeats})
+                 "samples_per_s": n0 / t_plain, "repeats": repeats, "seconds_each": t_plains})
     rows.append({"bench": "pack", "what": "passthrough + features", "samples": n0, "seconds": t_first,
                  "samples_per_s": n0 / t_first, "computed": first.features_computed, "repeats": repeats,
-                 "throughput_ratio": t_plain / t_first})
+                 "throughput_ratio": t_plain / t_first, "seconds_each": t_feats})
     rows.append({"bench": "pack", "what": "passthrough + decode, foreground", "samples": n0, "seconds": t_floor,
-                 "samples_per_s": n0 / t_floor, "repeats": repeats, "throughput_ratio": t_plain / t_floor})
+                 "samples_per_s": n0 / t_floor, "repeats": repeats, "throughput_ratio": t_plain / t_floor, "seconds_each": t_floors})
     extra = make_captures(root / "more", subjects=1, fingers=1, impressions=new, size=(size, size), seed=2)
     cat.ingest(extra)
     second, t_reuse = timed(out=root / "v", name="fp", config=cfg, parent="latest")

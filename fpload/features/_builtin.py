@@ -221,37 +221,39 @@ def _frequency(an: ImageAnalysis, window: int, min_period: float, max_period: fl
     win = max(int(window), g)
     gh, gw = -(-an.hb * b // g), -(-an.wb * b // g)
     lo = (win - g) // 2
+    k = g // b
+    n_px, _, std = an.block_stats
+    textured = (n_px > 0) & (std > 1e-3)  # blocks with some contrast of their own: no value on flat paper
+    # only windows whose group holds a textured block are transformed: the others' blocks are all 0
+    sel = np.pad(textured, ((0, gh * k - an.hb), (0, gw * k - an.wb))).reshape(gh, k, gw, k).any(axis=(1, 3))
+    if not sel.any():
+        return np.zeros((an.hb, an.wb), np.float16)
     if an.h == gh * g and an.w == gw * g and lo == 0 and win == g:  # windows tile the image: all valid
-        patches = _windows(an.image.astype(np.float32), win, g)
-        n = np.full((gh, gw), float(win * win), np.float32)
         # window sums in exact integers, whole rows first (a reduction over the window axes is slower)
         sums = an.image.reshape(gh, g, -1).sum(axis=1, dtype=np.int32).reshape(gh, gw, g).sum(axis=2)
-        mean = sums.astype(np.float32) / n
-        x = patches - mean[..., None, None]
+        mean = sums[sel].astype(np.float32) / np.float32(win * win)
+        x = _windows(an.image, win, g)[sel] - mean[:, None, None]
     else:
         pad = ((lo, gh * g - an.h + win - g - lo), (lo, gw * g - an.w + win - g - lo))
         # the image's pixels in float32, zero elsewhere, and the mask of them
-        c = np.pad(an.image.astype(np.float32), pad)
-        patches = _windows(c, win, g)
-        v = np.zeros(c.shape, np.float32)
+        patches = _windows(np.pad(an.image.astype(np.float32), pad), win, g)[sel]
+        v = np.zeros((gh * g + win - g, gw * g + win - g), np.float32)
         v[lo:lo + an.h, lo:lo + an.w] = 1
-        patches_v = _windows(v, win, g)
+        patches_v = _windows(v, win, g)[sel]
         n = patches_v.sum(axis=(-2, -1))
         # float32 sums of 8-bit values over a window are exact (< 2^24)
         mean = patches.sum(axis=(-2, -1)) / np.maximum(n, 1)
-        x = patches - mean[..., None, None] * patches_v
+        x = patches - mean[:, None, None] * patches_v
     power, radius = _band_power(x, win, float(min_period), float(max_period))
     peak = power.max(axis=-1, keepdims=True)
     # centroid of the radius over the bins near the peak (sub-bin accuracy)
     w = np.where(power >= 0.5 * peak, power, 0)
     total = w.sum(axis=-1)
-    freq = (w @ radius) / np.where(total > 0, total, 1)
     energy = np.einsum("...ij,...ij->...", x, x)
     good = (total > 0) & (energy > 1e-3 * win * win)
-    k = g // b
-    freq = np.repeat(np.repeat(np.where(good, freq, 0), k, 0), k, 1)[:an.hb, :an.wb]
-    n_px, _, std = an.block_stats
-    textured = (n_px > 0) & (std > 1e-3)  # blocks with some contrast of their own: no value on flat paper
+    groups = np.zeros((gh, gw), np.float64)
+    groups[sel] = np.where(good, (w @ radius) / np.where(total > 0, total, 1), 0)
+    freq = np.repeat(np.repeat(groups, k, 0), k, 1)[:an.hb, :an.wb]
     return np.where(textured, freq, 0).astype(np.float16)
 
 
