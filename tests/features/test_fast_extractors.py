@@ -75,9 +75,11 @@ def test_exact_extractors_are_bit_identical(h, w, block, kind, seed):
     _assert_same(image, block)
 
 
-@pytest.mark.parametrize("shape", [(512, 512), (500, 500), (480, 640), (64, 64), (63, 200)])
+@pytest.mark.parametrize("shape", [(512, 512), (256, 1024), (128, 96), (500, 500), (480, 640), (64, 64),
+                                   (63, 200)])
 def test_exact_extractors_on_full_sized_images(shape):
-    # whole-cell thumbnails (512 → 64), uneven cells (500 → 64), upscaling (63 → 64) and padding
+    # power-of-two thumbnail cells (512 → 64, 1024 → 64, 128 × 96 → 64 × 48), whole cells of 10
+    # rows (480 → 48), uneven cells (500 → 64), upscaling (63 → 64) and padding
     _assert_same(ridge_image(np.random.default_rng(shape[0]), shape), 16)
 
 
