@@ -125,3 +125,31 @@ def test_frequency_agrees_on_any_geometry(h, w, step, window, seed, paper):
     image[min(y0, y1):max(y0, y1), min(x0, x1):max(x0, x1)] = 255
     rel, mismatch = _frequency_agreement(image, window=window, step=step)
     assert rel <= 0.10 and mismatch <= 0.05
+
+
+def test_a_parent_cache_of_the_old_frequency_version_is_not_reused(tmp_path, monkeypatch):
+    # a cache written by frequency v2 (the numpy.fft implementation) must not be mixed into a v3 pack
+    import dataclasses
+
+    import fpload.features._extract as extract
+    from fpload.catalog import open_catalog
+    from fpload.features import open_features
+    from fpload.pack import PackConfig, pack_version
+    from fpload.testing import make_captures
+
+    cat = open_catalog(tmp_path / "cat.duckdb")
+    cat.ingest(make_captures(tmp_path / "caps", subjects=3, fingers=2, impressions=2, size=(40, 33), seed=4))
+    cfg = PackConfig(shard_max_samples=5)
+    old = dict(extract.BUILTINS)
+    old["frequency"] = dataclasses.replace(old["frequency"], version=2)
+    monkeypatch.setattr(extract, "BUILTINS", old)
+    parent = pack_version(cat, out=tmp_path / "v", name="fp", where="consent", config=cfg)
+    assert open_features(parent.path).spec("frequency").version == 2
+    monkeypatch.undo()
+    child = pack_version(cat, out=tmp_path / "v", name="fp", where="consent", config=cfg, parent="latest")
+    assert (child.features_computed, child.features_reused) == (12, 0)  # frequency ran for every sample
+    assert open_features(child.path).spec("frequency").version == 3
+    # the control: the same repack from a v3 parent copies everything
+    again = pack_version(cat, out=tmp_path / "w", name="fp", where="consent", config=cfg, parent=child.path)
+    assert (again.features_computed, again.features_reused) == (0, 12)
+    cat.close()
