@@ -116,11 +116,13 @@ class Catalog:
         self._closed = False
         self._id: str | None = None
         self._schema_version = CATALOG_SCHEMA_VERSION
-        exists = self._backend.exists()
-        if read_only and not exists:
-            raise CatalogError(f"catalog not found: {self.path} (create it with `fpload catalog ingest`)")
-        self._connect(create=not exists)
-        self.release()
+        try:
+            exists = self._backend.exists()
+            if read_only and not exists:
+                raise CatalogError(f"catalog not found: {self.path} (create it with `fpload catalog ingest`)")
+            self._connect(create=not exists)
+        finally:
+            self.release()
 
     # -- lifecycle -------------------------------------------------------------------------
     # DuckDB lets one process write a file or many read it (see fpload.catalog._lock), so a Catalog

@@ -192,12 +192,10 @@ class PgBackend(Backend):
                 for chunk in copy:
                     buf.write(chunk)
         buf.seek(0)
-        raw = pacsv.read_csv(
-            buf, read_options=pacsv.ReadOptions(column_names=names),
-            parse_options=pacsv.ParseOptions(newlines_in_values=True),
-            convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
-                                                 null_values=[""], strings_can_be_null=True,
-                                                 quoted_strings_can_be_null=False))
+        if not buf.getbuffer().nbytes:   # no rows: pyarrow reads no empty CSV
+            raw = pa.table({n: pa.array([], pa.string()) for n in names})
+        else:
+            raw = self._read_csv(buf, names)
         typed = []
         for n in names:
             t = _TYPES.get(n, "VARCHAR")
@@ -208,6 +206,16 @@ class PgBackend(Backend):
             return con.sql(f"SELECT {', '.join(typed)} FROM _raw").to_arrow_table()
         finally:
             con.close()
+
+    @staticmethod
+    def _read_csv(buf: io.BytesIO, names: list[str]) -> pa.Table:
+        """PostgreSQL's CSV: NULL is an empty field, an empty string a quoted one (``""``)."""
+        return pacsv.read_csv(
+            buf, read_options=pacsv.ReadOptions(column_names=names),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
+                                                 null_values=[""], strings_can_be_null=True,
+                                                 quoted_strings_can_be_null=False))
 
     @contextlib.contextmanager
     def errors(self) -> Iterator[None]:
