@@ -52,6 +52,9 @@ def _imported_top_modules() -> dict[str, list[str]]:
 
 def test_every_runtime_import_is_a_declared_dependency():
     declared = {_dist_name(r) for r in PYPROJECT["project"]["dependencies"]}
+    # a store's client may be an optional extra (psycopg: `fpload[postgres]`); never a test-only one
+    declared |= {_dist_name(r) for extra, reqs in PYPROJECT["project"].get("optional-dependencies", {}).items()
+                 if extra != "test" for r in reqs}
     dist_of = packages_distributions()
     undeclared = {}
     for module, where in _imported_top_modules().items():

@@ -79,11 +79,9 @@ def test_same_digests_snapshots_and_version_id(tmp_path, pg_url, captures):
        quality=st.floats(allow_nan=False, allow_infinity=False, width=64),
        scope=st.one_of(st.none(), st.lists(st.from_regex(r"[a-z_-]{1,6}", fullmatch=True), min_size=1, max_size=3)),
        sensor=st.text(alphabet=st.sampled_from('ab",\n\\{}[] \'%?é\t'), min_size=1, max_size=10))
-def test_values_round_trip_identically(tmp_path_factory, pg_server, split, quality, scope, sensor):
+def test_values_round_trip_identically(tmp_path_factory, pg_server, monkeypatch, split, quality, scope, sensor):
     """Any updatable value lands in both stores and comes back identical (same digest, same table)."""
-    import os
-
-    os.environ["PGPASSWORD"] = pg_server.password
+    monkeypatch.setenv("PGPASSWORD", pg_server.password)
     caps = make_captures(tmp_path_factory.mktemp("c"), subjects=1, fingers=1, impressions=2, seed=3)
     tables, digests = [], []
     for url in (str(tmp_path_factory.mktemp("d") / "c.duckdb"), pg_server.create_database()):
