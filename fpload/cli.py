@@ -35,9 +35,10 @@ app.add_typer(versions_app, name="versions")
 out = Console()
 err = Console(stderr=True)
 
-CatalogOpt = typer.Option(Path("catalog.duckdb"), "--catalog", "-c",
-                          help="Catalog file (DuckDB). Readers share it; while another process writes it, "
-                               "waits up to FPLOAD_CATALOG_TIMEOUT seconds (default 60).")
+CatalogOpt = typer.Option("catalog.duckdb", "--catalog", "-c",
+                          help="Catalog: a DuckDB file, or a PostgreSQL URL postgresql://user@host:port/db "
+                               "(password from PGPASSWORD or ~/.pgpass). Readers share it; a writer waits for "
+                               "another up to FPLOAD_CATALOG_TIMEOUT seconds (default 60).")
 JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON to stdout.")
 RevOpt = typer.Option(None, "--rev", "-r", help="Catalog revision to read (default: the latest).")
 QueryTimeoutOpt = typer.Option(None, "--query-timeout", min=0.001, help="Seconds a query may run before it is "
@@ -55,7 +56,7 @@ def _filter_path(value: str | None) -> Path | None:
     return resolve_config(value, "filters") if value else None
 
 
-def _open(path: Path, create: bool = False, read_only: bool = False):
+def _open(path: str | Path, create: bool = False, read_only: bool = False):
     """Open a catalog; readers open it read-only, so they share it with other readers."""
     from fpload.catalog import open_catalog
 
@@ -83,7 +84,7 @@ def _root(version: bool = typer.Option(False, "--version", callback=_show_versio
 @catalog_app.command("ingest")
 def catalog_ingest(
     metadata: Path = typer.Argument(..., help="CSV, Parquet or JSONL file, one row per image."),
-    catalog: Path = CatalogOpt,
+    catalog: str = CatalogOpt,
     images: Optional[Path] = typer.Option(None, "--images", help="Folder the rows' `file` paths are "
                                           "relative to (default: the metadata file's folder)."),
     workers: int = typer.Option(4, "--workers", "-w", min=1, help="Threads reading and decoding images."),
@@ -118,9 +119,9 @@ def catalog_ingest(
     if as_json:
         _print_json(rep.__dict__)
     elif rep.revision is None:
-        out.print(f"nothing new: {rep.rows} rows, all already in {catalog} ({rep.duplicates} duplicates)")
+        out.print(f"nothing new: {rep.rows} rows, all already in {cat.path} ({rep.duplicates} duplicates)")
     else:
-        out.print(f"revision {rep.revision}: added {rep.added} samples to {catalog}"
+        out.print(f"revision {rep.revision}: added {rep.added} samples to {cat.path}"
                   + (f", changed {rep.changed}" if rep.changed else "")
                   + f" ({rep.duplicates} duplicates skipped)")
 
@@ -128,7 +129,7 @@ def catalog_ingest(
 @catalog_app.command("query")
 def catalog_query(
     where: Optional[str] = typer.Argument(None, help="SQL WHERE expression, e.g. \"finger IN (2,7) AND consent\"."),
-    catalog: Path = CatalogOpt,
+    catalog: str = CatalogOpt,
     filter_file: Optional[str] = typer.Option(None, "--filter", "-f", help="YAML filter: a file, or a bundled "
                                               "filter's name (`fpload configs`), e.g. consented."),
     rev: Optional[int] = RevOpt,
@@ -174,7 +175,7 @@ def catalog_query(
 
 
 @catalog_app.command("stats")
-def catalog_stats(catalog: Path = CatalogOpt, rev: Optional[int] = RevOpt, as_json: bool = JsonOpt) -> None:
+def catalog_stats(catalog: str = CatalogOpt, rev: Optional[int] = RevOpt, as_json: bool = JsonOpt) -> None:
     """Counts per finger, sensor, split, consent and format, as of a revision.
 
     Example: fpload catalog stats --catalog cat.duckdb --rev 2
@@ -185,14 +186,14 @@ def catalog_stats(catalog: Path = CatalogOpt, rev: Optional[int] = RevOpt, as_js
         _print_json(s)
         return
     q = s["quality"]
-    out.print(f"[bold]{catalog}[/] revision {s['revision']}: {s['samples']} samples, {s['subjects']} subjects"
+    out.print(f"[bold]{cat.path}[/] revision {s['revision']}: {s['samples']} samples, {s['subjects']} subjects"
               + (f", quality {q['min']:.0f}–{q['max']:.0f} (mean {q['mean']:.1f})" if q["mean"] is not None else ""))
     for key in ("finger", "sensor", "split", "consent", "synthetic", "format"):
         out.print(f"  {key:<10}" + "  ".join(f"{k}: {v}" for k, v in s[key].items()))
 
 
 @catalog_app.command("revisions")
-def catalog_revisions(catalog: Path = CatalogOpt, as_json: bool = JsonOpt) -> None:
+def catalog_revisions(catalog: str = CatalogOpt, as_json: bool = JsonOpt) -> None:
     """List the catalog's revisions: what each ingest or change did.
 
     Example: fpload catalog revisions --catalog cat.duckdb
@@ -216,7 +217,7 @@ def catalog_update(
                                    "quality, sensor, subject_id, finger, impression, consent_scope (purposes "
                                    "separated by ';', e.g. training;evaluation), consent_until (a date); "
                                    "value null clears a field."),
-    catalog: Path = CatalogOpt,
+    catalog: str = CatalogOpt,
     message: Optional[str] = typer.Option(None, "--message", "-m", help="Note stored with the revision."),
     query_timeout: Optional[float] = QueryTimeoutOpt,
     query_memory: Optional[str] = QueryMemoryOpt,
@@ -250,7 +251,7 @@ def pack(
     where: Optional[str] = typer.Option(None, "--where", help="SQL WHERE expression selecting samples."),
     filter_file: Optional[str] = typer.Option(None, "--filter", "-f", help="YAML filter: a file, or a bundled "
                                               "filter's name (`fpload configs`), e.g. consented."),
-    catalog: Path = CatalogOpt,
+    catalog: str = CatalogOpt,
     config: Optional[str] = typer.Option(None, "--config", help="Pack config: a YAML file, or a bundled "
                                          "config's name (`fpload configs`), e.g. demo, raw-lz4."),
     out_root: str = typer.Option(..., "--out", "-o", help="Root of versions (ROOT/NAME/ID): a folder, or an "
@@ -477,7 +478,7 @@ def _register_stage_commands() -> None:
     """
     from fpload.audit._cli import audit_app, versions_find
     from fpload.bench._cli import bench_app
-    from fpload.catalog._cli import catalog_diff
+    from fpload.catalog._cli import catalog_diff, catalog_migrate
     from fpload.erase._cli import erase_app
     from fpload.features._cli import features_app
     from fpload.ops._cli import ops_app
@@ -491,6 +492,7 @@ def _register_stage_commands() -> None:
     app.add_typer(erase_app, name="erase")
     app.add_typer(audit_app, name="audit")
     catalog_app.command("diff")(catalog_diff)
+    catalog_app.command("migrate")(catalog_migrate)
     versions_app.command("diff")(versions_diff)
     versions_app.command("check")(versions_check)
     versions_app.command("find")(versions_find)

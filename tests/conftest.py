@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+
 from pathlib import Path
 
 import pytest
@@ -9,6 +12,12 @@ import pytest
 from fpload.catalog import open_catalog
 from fpload.pack import PackConfig
 from fpload.testing import make_captures
+
+# the session's PostgreSQL server (tests/pg_fixture.py): fixtures pg_server, pg_url
+_spec = importlib.util.spec_from_file_location("fpload_tests_pg_fixture", Path(__file__).with_name("pg_fixture.py"))
+_pg = sys.modules[_spec.name] = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_pg)
+pg_server, pg_url = _pg.pg_server, _pg.pg_url
 
 
 def pytest_collection_modifyitems(config, items):

@@ -53,6 +53,8 @@ def _imported_top_modules() -> dict[str, list[str]]:
 def test_every_runtime_import_is_a_declared_dependency():
     extras = PYPROJECT["project"].get("optional-dependencies", {})
     declared = {_dist_name(r) for r in PYPROJECT["project"]["dependencies"]}
+    # a store's or framework's client may be an optional extra (psycopg: `fpload[postgres]`), never a
+    # test-only one
     declared |= {_dist_name(r) for name, reqs in extras.items() if name != "test" for r in reqs}
     dist_of = packages_distributions()
     undeclared = {}

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import threading
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -14,6 +16,7 @@ import duckdb
 import pyarrow as pa
 
 from fpload.catalog import _ingest, _lock
+from fpload.catalog._backend import is_url, open_backend
 from fpload.catalog._query import load_filter, run_where, select_ids
 from fpload.catalog._sqlcheck import parse_where
 from fpload.catalog._schema import (ADDED_IN, CATALOG_SCHEMA_VERSION, DDL, MIGRATIONS, READABLE_SCHEMA_VERSIONS,
@@ -56,6 +59,37 @@ class IngestReport:
     changed: int = 0
 
 
+class _SnapshotCache:
+    """A small in-process LRU of revision snapshots (Arrow tables are immutable, so shared)."""
+
+    def __init__(self, entries: int = 4, max_bytes: int = 4 << 30):
+        self.entries, self.max_bytes = entries, max_bytes
+        self._d: OrderedDict[tuple, pa.Table] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> pa.Table | None:
+        with self._lock:
+            t = self._d.get(key)
+            if t is not None:
+                self._d.move_to_end(key)
+            return t
+
+    def put(self, key: tuple, table: pa.Table) -> None:
+        with self._lock:
+            self._d[key] = table
+            self._d.move_to_end(key)
+            while len(self._d) > self.entries or (
+                    len(self._d) > 1 and sum(t.nbytes for t in self._d.values()) > self.max_bytes):
+                self._d.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._d.clear()
+
+
+_snapshot_cache = _SnapshotCache()
+
+
 def _row_hash(row: dict[str, Any]) -> str:
     content = {c: (row[c].isoformat() if isinstance(row[c], (datetime, date)) else row[c]) for c in SAMPLE_COLUMNS}
     return hashlib.sha256(canonical_json(content)).hexdigest()
@@ -75,41 +109,41 @@ class Catalog:
     """
 
     def __init__(self, path: str | Path, *, read_only: bool = False, lock_timeout: float | None = None):
-        self.path = Path(path)
+        self._backend = open_backend(path, read_only=read_only, lock_timeout=_lock.lock_timeout(lock_timeout))
+        #: the catalog's location: a DuckDB file's Path, or a PostgreSQL URL without its password
+        self.path = self._backend.path
         self.read_only = read_only
-        self._lock_timeout = _lock.lock_timeout(lock_timeout)
-        self._conn: duckdb.DuckDBPyConnection | None = None
         self._closed = False
-        #: an in-memory catalog (``":memory:"``, for tests and scratch work) lives only in its
-        #: connection, so it keeps it until closed
-        self._in_memory = str(path) == ":memory:"
+        self._id: str | None = None
         self._schema_version = CATALOG_SCHEMA_VERSION
-        exists = self.path.exists()
-        if read_only and not exists:
-            raise CatalogError(f"catalog not found: {self.path} (create it with `fpload catalog ingest`)")
-        self._connect(create=not exists)
-        self.release()
+        try:
+            exists = self._backend.exists()
+            if read_only and not exists:
+                raise CatalogError(f"catalog not found: {self.path} (create it with `fpload catalog ingest`)")
+            self._connect(create=not exists)
+        finally:
+            self.release()
 
     # -- lifecycle -------------------------------------------------------------------------
     # DuckDB lets one process write a file or many read it (see fpload.catalog._lock), so a Catalog
     # holds its connection only while it works: it connects on first use, and lets go after each
     # revision it commits and whenever ``release()`` is called (a pack does, once it has its snapshot).
+    # A PostgreSQL catalog (fpload.catalog._pg_backend) follows the same rhythm.
     @property
-    def _con(self) -> duckdb.DuckDBPyConnection:
-        """The open connection, (re)connecting first if released."""
-        if self._conn is None:
-            if self._closed:
-                raise CatalogError(f"catalog {self.path} is closed; open it again with open_catalog()")
-            self._connect(create=False)
-        return self._conn
+    def _con(self):
+        """The store's open connection, (re)connecting first if released."""
+        if self._closed:
+            raise CatalogError(f"catalog {self.path} is closed; open it again with open_catalog()")
+        return self._backend.con
 
     def _connect(self, *, create: bool) -> None:
-        self._conn = _lock.connect(self.path, read_only=self.read_only, timeout=self._lock_timeout)
+        self._backend.connect()
         try:
             # another process may have created it while this one waited for the lock
-            if create and not self._conn.execute(
-                    "SELECT count(*) FROM information_schema.tables WHERE table_name = 'meta'").fetchall()[0][0]:
-                self._create()
+            if create:
+                with self._backend.write():
+                    if not self._backend.has_table("meta"):
+                        self._create()
             self._check_schema()
         except BaseException:
             self.release()
@@ -120,25 +154,21 @@ class Catalog:
 
         >>> snap = cat.snapshot(); cat.release()   # long work on ``snap`` holds no lock  # doctest: +SKIP
         """
-        if self._conn is not None and not (self._in_memory and not self._closed):
-            conn, self._conn = self._conn, None
-            conn.close()
+        self._backend.release()
 
     def _create(self) -> None:
-        self._con.execute("BEGIN")
-        self._con.execute(DDL)
-        self._con.execute("INSERT INTO meta VALUES ('schema_version', ?), ('catalog_id', ?)",
-                          [str(CATALOG_SCHEMA_VERSION), uuid.uuid4().hex])
-        self._con.execute(
-            "INSERT INTO revisions VALUES (0, ?, 'create', 'empty catalog', 0, 0, 0, ?)",
-            [datetime.now(timezone.utc).replace(tzinfo=None), hashlib.sha256(b"fpload-catalog").hexdigest()])
-        self._con.execute("COMMIT")
+        b = self._backend
+        b.create_tables()
+        b.execute("INSERT INTO meta VALUES ('schema_version', ?), ('catalog_id', ?)",
+                  [str(CATALOG_SCHEMA_VERSION), uuid.uuid4().hex])
+        b.execute("INSERT INTO revisions VALUES (0, ?, 'create', 'empty catalog', 0, 0, 0, ?)",
+                  [datetime.now(timezone.utc).replace(tzinfo=None), hashlib.sha256(b"fpload-catalog").hexdigest()])
 
     def _check_schema(self) -> None:
-        try:
-            found = self._one("SELECT value FROM meta WHERE key = 'schema_version'")
-        except duckdb.CatalogException:
-            raise CatalogError(f"{self.path} is a DuckDB file but not an fpload catalog") from None
+        if not self._backend.has_table("meta"):
+            kind = "a DuckDB file" if not is_url(str(self.path)) else "a database"
+            raise CatalogError(f"{self.path} is {kind} but not an fpload catalog")
+        found = self._one("SELECT value FROM meta WHERE key = 'schema_version'")
         readable = {str(v): v for v in READABLE_SCHEMA_VERSIONS}
         if found is None or found[0] not in readable:
             raise CatalogError(
@@ -151,22 +181,23 @@ class Catalog:
     def _migrate(self) -> None:
         """Bring an older catalog to :data:`CATALOG_SCHEMA_VERSION` in place, in one transaction
         (a crash leaves the old version, which the next writer migrates)."""
-        self._con.execute("BEGIN")
-        try:
+        with self._backend.write():
             for v in range(self._schema_version, CATALOG_SCHEMA_VERSION):
                 for stmt in MIGRATIONS[v]:
-                    self._con.execute(stmt)
-            self._con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(CATALOG_SCHEMA_VERSION)])
-            self._con.execute("COMMIT")
-        except BaseException:
-            self._con.execute("ROLLBACK")
-            raise
+                    self._backend.execute(stmt)
+            self._backend.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
+                                  [str(CATALOG_SCHEMA_VERSION)])
         self._schema_version = CATALOG_SCHEMA_VERSION
 
     @property
     def schema_version(self) -> int:
         """The schema version of the file (an older one only while opened read-only)."""
         return self._schema_version
+
+    @property
+    def catalog_id(self) -> str:
+        """The catalog's id (a random hex made at creation, kept by ``fpload catalog migrate``)."""
+        return self._one("SELECT value FROM meta WHERE key = 'catalog_id'")[0]
 
     def _columns_sql(self, alias: str = "") -> str:
         """The select list of :data:`SAMPLE_COLUMNS`; columns the file's older schema lacks are NULL."""
@@ -177,7 +208,7 @@ class Catalog:
     def close(self) -> None:
         """Close the catalog for good; a later use raises :class:`CatalogError`."""
         self._closed = True
-        self.release()
+        self._backend.close()
 
     def __enter__(self) -> "Catalog":
         return self
@@ -187,20 +218,27 @@ class Catalog:
 
     def _one(self, sql: str, params: list | None = None):
         """First row of a query (fetching all, so no result stays open on the connection)."""
+        if self._closed:
+            raise CatalogError(f"catalog {self.path} is closed; open it again with open_catalog()")
         with self._damaged():
-            rows = self._con.execute(sql, params or []).fetchall()
+            rows = self._backend.fetchall(sql, params or [])
         return rows[0] if rows else None
 
-    @contextlib.contextmanager
     def _damaged(self):
-        """Turn DuckDB's errors on reading the file (truncated, bad checksum) into one CatalogError."""
+        """Turn the store's errors on reading (a truncated file, a lost server) into one CatalogError."""
+        return self._backend.errors()
+
+    @contextlib.contextmanager
+    def _writing(self):
+        """One write transaction under the writer lock, from reading the head to committing the
+        revision (so concurrent writers land one after the other); the connection is let go after."""
+        if self._closed:
+            raise CatalogError(f"catalog {self.path} is closed; open it again with open_catalog()")
         try:
-            yield
-        except duckdb.CatalogException:
-            raise
-        except duckdb.Error as err:
-            raise CatalogError(f"catalog {self.path} is damaged or unreadable: {str(err).splitlines()[0]} "
-                               "(restore it from a backup)") from None
+            with self._backend.write():
+                yield
+        finally:
+            self.release()  # let other processes in as soon as the revision is written
 
     # -- revisions -------------------------------------------------------------------------
     @property
@@ -211,7 +249,7 @@ class Catalog:
     def revisions(self) -> list[Revision]:
         """All revisions, oldest first."""
         with self._damaged():
-            rows = self._con.execute("SELECT * FROM revisions ORDER BY rev").fetchall()
+            rows = self._backend.fetchall("SELECT * FROM revisions ORDER BY rev")
         return [Revision(*r) for r in rows]
 
     def revision(self, rev: int | None = None) -> Revision:
@@ -224,7 +262,13 @@ class Catalog:
 
     def _commit_revision(self, op: str, message: str | None, new_rows: list[dict[str, Any]],
                          closed_ids: list[str]) -> int:
-        """Write a new revision: close ``closed_ids`` and insert ``new_rows``, in one transaction."""
+        """Write a new revision: close ``closed_ids`` and insert ``new_rows``, in one transaction
+        (the caller's :meth:`_writing`, when it read the rows under the writer lock)."""
+        with self._writing():
+            return self._commit_in_lock(op, message, new_rows, closed_ids)
+
+    def _commit_in_lock(self, op: str, message: str | None, new_rows: list[dict[str, Any]],
+                        closed_ids: list[str]) -> int:
         prev = self.revision()
         rev = prev.rev + 1
         # columns added by later schema versions are optional: rows made without them hold NULL
@@ -232,32 +276,20 @@ class Catalog:
         new_rows = [{**optional, **r} for r in new_rows]
         hashes = sorted(_row_hash(r) for r in new_rows) + sorted(f"-{s}" for s in closed_ids)
         digest = hashlib.sha256("\n".join([prev.digest, op, *hashes]).encode()).hexdigest()
-        self._con.execute("BEGIN")
-        try:
-            if closed_ids:
-                self._con.execute(
-                    "UPDATE sample_rows SET valid_to = ? WHERE valid_to IS NULL AND sample_id IN "
-                    "(SELECT unnest(?::VARCHAR[]))", [rev, closed_ids])
-            if new_rows:
-                table = pa.Table.from_pylist(
-                    [{**{c: r[c] for c in SAMPLE_COLUMNS}, "valid_from": rev, "valid_to": None} for r in new_rows],
-                    schema=self._arrow_schema(with_validity=True))
-                self._con.register("_new_rows", table)
-                self._con.execute(f"INSERT INTO sample_rows ({_COLS}, valid_from, valid_to) "
-                                  f"SELECT {_COLS}, valid_from, valid_to FROM _new_rows")
-                self._con.unregister("_new_rows")
-            samples = self._one("SELECT count(*) FROM sample_rows WHERE valid_to IS NULL")[0]
-            added = len(new_rows) - len(closed_ids) if op != "update" else 0
-            changed = len(closed_ids)
-            self._con.execute("INSERT INTO revisions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                              [rev, datetime.now(timezone.utc).replace(tzinfo=None), op, message,
-                               added, changed, samples, digest])
-            self._con.execute("COMMIT")
-        except BaseException:
-            self._con.execute("ROLLBACK")
-            raise
-        finally:
-            self.release()  # let other processes in as soon as the revision is written
+        b = self._backend
+        if closed_ids:
+            b.execute("UPDATE sample_rows SET valid_to = ? WHERE valid_to IS NULL AND sample_id IN "
+                      "(SELECT unnest(?::VARCHAR[]))", [rev, closed_ids])
+        if new_rows:
+            b.insert_rows(pa.Table.from_pylist(
+                [{**{c: r[c] for c in SAMPLE_COLUMNS}, "valid_from": rev, "valid_to": None} for r in new_rows],
+                schema=self._arrow_schema(with_validity=True)))
+        samples = self._one("SELECT count(*) FROM sample_rows WHERE valid_to IS NULL")[0]
+        added = len(new_rows) - len(closed_ids) if op != "update" else 0
+        changed = len(closed_ids)
+        b.execute("INSERT INTO revisions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                  [rev, datetime.now(timezone.utc).replace(tzinfo=None), op, message,
+                   added, changed, samples, digest])
         return rev
 
     @staticmethod
@@ -272,12 +304,25 @@ class Catalog:
 
     # -- reading ---------------------------------------------------------------------------
     def snapshot(self, revision: int | None = None) -> pa.Table:
-        """Every sample as of ``revision`` (the head when None), ordered by sample_id."""
-        rev = self.revision(revision).rev
+        """Every sample as of ``revision`` (the head when None), ordered by sample_id.
+
+        Snapshots are cached in this process per (catalog id, revision, digest, latest erasure), so
+        repeated queries of one revision do not read the store again; an erasure (which deletes
+        rows of old revisions) makes new keys.
+        """
+        rev = self.revision(revision)
         with self._damaged():
-            return self._con.sql(
-                f"SELECT {self._columns_sql()} FROM sample_rows WHERE valid_from <= {rev} AND "
-                f"(valid_to IS NULL OR valid_to > {rev}) ORDER BY sample_id").to_arrow_table()
+            if self._id is None:
+                self._id = self.catalog_id
+            erased = self._backend.fetchall("SELECT digest FROM revisions WHERE op = 'erase' ORDER BY rev DESC LIMIT 1")
+            key = (self._id, rev.rev, rev.digest, erased[0][0] if erased else None, self._schema_version)
+            snap = _snapshot_cache.get(key)
+            if snap is None:
+                snap = self._backend.arrow(
+                    f"SELECT {self._columns_sql()} FROM sample_rows WHERE valid_from <= {rev.rev} AND "
+                    f"(valid_to IS NULL OR valid_to > {rev.rev})").sort_by("sample_id")
+                _snapshot_cache.put(key, snap)
+            return snap
 
     def query(self, where: str | None = None, *, filter: str | Path | None = None,
               revision: int | None = None, columns: list[str] | None = None,
@@ -373,6 +418,11 @@ class Catalog:
                 continue
             seen[row["sample_id"]] = row
             fresh.append(row)
+        with self._writing():   # read the head and write the revision under the writer lock
+            return self._ingest_fresh(metadata, rows, fresh, duplicates, update, message)
+
+    def _ingest_fresh(self, metadata: Path, rows: list, fresh: list, duplicates: int, update: bool,
+                      message: str | None) -> IngestReport:
         existing = self._current_rows([r["sample_id"] for r in fresh])
         new_rows, changed = [], []
         for row in fresh:
@@ -397,8 +447,8 @@ class Catalog:
             changed.append({**prior, **{f: row[f] for f in bad}})
         if not new_rows and not changed:
             return IngestReport(revision=None, added=0, duplicates=duplicates, rows=len(rows))
-        rev = self._commit_revision("ingest", message or f"ingest {metadata.name}", new_rows + changed,
-                                    [r["sample_id"] for r in changed])
+        rev = self._commit_in_lock("ingest", message or f"ingest {metadata.name}", new_rows + changed,
+                                   [r["sample_id"] for r in changed])
         return IngestReport(revision=rev, added=len(new_rows), duplicates=duplicates, rows=len(rows),
                             changed=len(changed))
 
@@ -406,9 +456,9 @@ class Catalog:
         if not sample_ids:
             return {}
         with self._damaged():
-            rows = self._con.execute(
+            rows = self._backend.fetchall(
                 f"SELECT {self._columns_sql()} FROM sample_rows WHERE valid_to IS NULL AND sample_id IN "
-                "(SELECT unnest(?::VARCHAR[]))", [sample_ids]).fetchall()
+                "(SELECT unnest(?::VARCHAR[]))", [sample_ids])
         cols = list(SAMPLE_COLUMNS)
         return {r[0]: dict(zip(cols, r)) for r in rows}
 
@@ -436,25 +486,26 @@ class Catalog:
         except ValueError as err:
             raise UsageError(f"bad value: {err}") from None
         values = {k: parsed[k] for k in changes}
-        head = self.revision()
-        matched = select_ids(self.snapshot(head.rev), where, timeout=timeout, memory_limit=memory_limit)
-        if not matched:
-            raise NoMatchError(f"query {where!r} matches no sample at revision {head.rev} of {self.path}: "
-                               "nothing changed (check it with `fpload catalog query`)")
-        current = self._current_rows(matched)
-        new_rows = []
-        for sid in matched:
-            row = dict(current[sid])
-            if all(row[k] == v for k, v in values.items()):
-                continue
-            row.update(values)
-            new_rows.append(row)
-        if not new_rows:
-            return None, 0
-        closed = [r["sample_id"] for r in new_rows]
-        desc = ", ".join(f"{k}={v}" for k, v in values.items())
-        rev = self._commit_revision("update", message or f"set {desc} where {where}", new_rows, closed)
-        return rev, len(new_rows)
+        with self._writing():   # select and change under the writer lock: no lost update
+            head = self.revision()
+            matched = select_ids(self.snapshot(head.rev), where, timeout=timeout, memory_limit=memory_limit)
+            if not matched:
+                raise NoMatchError(f"query {where!r} matches no sample at revision {head.rev} of {self.path}: "
+                                   "nothing changed (check it with `fpload catalog query`)")
+            current = self._current_rows(matched)
+            new_rows = []
+            for sid in matched:
+                row = dict(current[sid])
+                if all(row[k] == v for k, v in values.items()):
+                    continue
+                row.update(values)
+                new_rows.append(row)
+            if not new_rows:
+                return None, 0
+            closed = [r["sample_id"] for r in new_rows]
+            desc = ", ".join(f"{k}={v}" for k, v in values.items())
+            rev = self._commit_in_lock("update", message or f"set {desc} where {where}", new_rows, closed)
+            return rev, len(new_rows)
 
     def set_values(self, column: str, values: dict[str, Any], message: str) -> tuple[int | None, int]:
         """Set one :data:`UPDATABLE` column per sample (``{sample_id: value}``) in one revision.
@@ -477,20 +528,21 @@ class Catalog:
                 parsed[sid] = _ingest.parse_row({**probe, column: value})[column]
             except ValueError as err:
                 raise UsageError(f"sample {sid}: bad value for {column}: {err}") from None
-        current = self._current_rows(list(parsed))
-        missing = [s for s in parsed if s not in current]
-        if missing:
-            raise UsageError(f"{len(missing)} sample id(s) are not in catalog {self.path} "
-                             f"(e.g. {', '.join(missing[:3])})")
-        new_rows = []
-        for sid, value in parsed.items():
-            row = current[sid]
-            if row[column] != value:
-                new_rows.append({**row, column: value})
-        if not new_rows:
-            return None, 0
-        rev = self._commit_revision("update", message, new_rows, [r["sample_id"] for r in new_rows])
-        return rev, len(new_rows)
+        with self._writing():
+            current = self._current_rows(list(parsed))
+            missing = [s for s in parsed if s not in current]
+            if missing:
+                raise UsageError(f"{len(missing)} sample id(s) are not in catalog {self.path} "
+                                 f"(e.g. {', '.join(missing[:3])})")
+            new_rows = []
+            for sid, value in parsed.items():
+                row = current[sid]
+                if row[column] != value:
+                    new_rows.append({**row, column: value})
+            if not new_rows:
+                return None, 0
+            rev = self._commit_in_lock("update", message, new_rows, [r["sample_id"] for r in new_rows])
+            return rev, len(new_rows)
 
     def erase_samples(self, sample_ids: list[str], *, erasure_id: str, reason: str,
                       who: str) -> dict[str, Any]:
@@ -537,15 +589,29 @@ def _progress_map(it, total: int, label: str, show: bool) -> list:
 
 def open_catalog(path: str | Path, *, create: bool = True, read_only: bool = False,
                  lock_timeout: float | None = None) -> Catalog:
-    """Open (and by default create) a catalog file.
+    """Open (and by default create) a catalog: a DuckDB file path, or a PostgreSQL URL.
 
     ``read_only`` catalogs share the file with other readers; a writer (or a reader, while another
     process writes) waits up to ``lock_timeout`` seconds (default: ``FPLOAD_CATALOG_TIMEOUT`` or 60)
-    and then raises :class:`~fpload.errors.CatalogBusyError`.
+    and then raises :class:`~fpload.errors.CatalogBusyError`. A ``postgresql://user@host:port/db``
+    URL opens the catalog's tables in that (existing) database, creating them if needed; the
+    password comes from ``PGPASSWORD`` or ``~/.pgpass``, never from logs. Writers there wait for
+    each other up to ``lock_timeout``; readers never wait.
 
     >>> cat = open_catalog("catalog.duckdb")                               # doctest: +SKIP
     >>> reader = open_catalog("catalog.duckdb", read_only=True, lock_timeout=5)  # doctest: +SKIP
+    >>> team = open_catalog("postgresql://fp@db.internal:5432/fingerprints")     # doctest: +SKIP
     """
-    if not create and not Path(path).exists():
+    if not create and not is_url(path) and not Path(path).exists():
         raise CatalogError(f"catalog not found: {path} (create it with `fpload catalog ingest`)")
+    if not create and is_url(path):
+        return Catalog(path, read_only=True, lock_timeout=lock_timeout) if read_only else \
+            _existing(path, lock_timeout)
     return Catalog(path, read_only=read_only, lock_timeout=lock_timeout)
+
+
+def _existing(url: str, lock_timeout: float | None) -> Catalog:
+    """A PostgreSQL catalog opened for writing that must already exist."""
+    probe = Catalog(url, read_only=True, lock_timeout=lock_timeout)   # raises "catalog not found"
+    probe.close()
+    return Catalog(url, read_only=False, lock_timeout=lock_timeout)

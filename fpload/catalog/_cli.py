@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from typing import Optional
 
 import typer
@@ -22,7 +21,8 @@ _err = Console(stderr=True)
 def catalog_diff(
     from_rev: int = typer.Option(..., "--from", min=0, help="The older revision (see `fpload catalog revisions`)."),
     to_rev: Optional[int] = typer.Option(None, "--to", min=0, help="The newer revision (default: the latest)."),
-    catalog: Path = typer.Option(Path("catalog.duckdb"), "--catalog", "-c", help="Catalog file (DuckDB)."),
+    catalog: str = typer.Option("catalog.duckdb", "--catalog", "-c",
+                                help="Catalog: a DuckDB file or a postgresql://user@host:port/db URL."),
     samples: bool = typer.Option(False, "--samples", help="Also list every added, removed or changed sample "
                                  "with its changed fields."),
     limit: int = typer.Option(20, "--limit", "-n", min=0, help="Samples to show in the table (0: all); "
@@ -59,3 +59,25 @@ def catalog_diff(
         _out.print(st)
         if len(rows) < len(d.samples):
             _err.print(f"(showing {len(rows)} of {len(d.samples)}; --limit 0 shows all)")
+
+
+def catalog_migrate(
+    src: str = typer.Argument(..., help="The catalog to copy: a DuckDB file or a postgresql:// URL."),
+    dst: str = typer.Argument(..., help="Where to copy it: a new DuckDB file, or a PostgreSQL database "
+                              "without a catalog (postgresql://user@host:port/db; password from PGPASSWORD "
+                              "or ~/.pgpass)."),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON to stdout."),
+) -> None:
+    """Copy a catalog with all its revisions, rows and erasure records to another store, then check
+    every revision's digest on the copy.
+
+    Example: fpload catalog migrate catalog.duckdb postgresql://fp@db.internal:5432/fingerprints
+    """
+    from fpload.catalog._migrate import migrate_catalog
+
+    rep = migrate_catalog(src, dst)
+    if as_json:
+        sys.stdout.write(json.dumps(rep, indent=2, sort_keys=True) + "\n")
+        return
+    _out.print(f"copied {rep['revisions']} revisions ({rep['rows']} rows, {rep['redactions']} erasures); "
+               f"head {rep['head']} digest {rep['digest'][:12]}", markup=False, highlight=False)

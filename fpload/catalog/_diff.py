@@ -1,7 +1,8 @@
 """``fpload catalog diff --from R1 --to R2``: rows added, removed and changed between two revisions.
 
 The catalog stores every version of a row with ``valid_from`` / ``valid_to`` revisions, so a diff
-is two DuckDB queries over ``sample_rows`` and never loops over samples in Python:
+is two DuckDB queries over ``sample_rows`` and never loops over samples in Python (a PostgreSQL
+catalog hands the rows of the span to an in-memory DuckDB first: ``Backend.duckdb_view``):
 
 - the **net** change from R1 to R2 joins the two snapshots by ``sample_id``: a sample only at R2
   is *added*, only at R1 *removed*, in both with any field distinct (``IS DISTINCT FROM``, so a
@@ -133,8 +134,8 @@ def diff_catalog(catalog: "Catalog", from_rev: int, to_rev: int | None = None, *
     if r1 > r2:
         raise UsageError(f"--from {r1} comes after --to {r2}; give the older revision first")
     revs = {r.rev: r for r in catalog.revisions() if r1 < r.rev <= r2}
-    con = catalog._con
-    with catalog._damaged():
+    span = f"valid_from <= {int(r2)} AND (valid_to IS NULL OR valid_to > {int(r1)})"
+    with catalog._damaged(), catalog._backend.duckdb_view(span) as con:
         try:
             cols = catalog._columns_sql()
             con.execute(_NET.format(cols=cols, at1=_at(r1), at2=_at(r2), fields=_changed_fields("s1", "s2")))

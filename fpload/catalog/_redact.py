@@ -24,7 +24,6 @@ import hashlib
 import json
 import os
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 from fpload.formats import sample_ref
@@ -41,6 +40,7 @@ CREATE TABLE IF NOT EXISTS redactions (
     sample_refs JSON NOT NULL
 )
 """
+REDACTION_COLUMNS = ("erasure_id", "rev", "created_at", "who", "reason", "rows_deleted", "samples", "sample_refs")
 
 
 def who_am_i() -> str:
@@ -55,10 +55,11 @@ def rows_of(cat, *, subjects: list[str] = (), sample_ids: list[str] = ()) -> lis
     """Every row, at any revision, of the given subjects or sample ids: ``sample_id``, ``uri``,
     ``subject_id`` (distinct per sample and subject)."""
     with cat._damaged():
-        rows = cat._con.execute(
+        rows = cat._backend.fetchall(
             "SELECT DISTINCT sample_id, uri, subject_id FROM sample_rows WHERE subject_id IN "
-            "(SELECT unnest(?::VARCHAR[])) OR sample_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY ALL",
-            [list(subjects), list(sample_ids)]).fetchall()
+            "(SELECT unnest(?::VARCHAR[])) OR sample_id IN (SELECT unnest(?::VARCHAR[]))",
+            [list(subjects), list(sample_ids)])
+        rows = sorted(rows)
     cat.release()
     return [{"sample_id": s, "uri": u, "subject_id": j} for s, u, j in rows]
 
@@ -66,14 +67,12 @@ def rows_of(cat, *, subjects: list[str] = (), sample_ids: list[str] = ()) -> lis
 def has_redaction(cat, erasure_id: str) -> dict[str, Any] | None:
     """The ``redactions`` row of an erasure (None when absent or the table does not exist yet)."""
     with cat._damaged():
-        exists = cat._con.execute("SELECT count(*) FROM information_schema.tables "
-                                  "WHERE table_name = 'redactions'").fetchall()[0][0]
-        if not exists:
+        if not cat._backend.has_table("redactions"):
             return None
-        cur = cat._con.execute("SELECT * FROM redactions WHERE erasure_id = ?", [erasure_id])
-        row = cur.fetchall()
-        cols = [d[0] for d in cur.description]
-    return dict(zip(cols, row[0])) if row else None
+        cols = ", ".join(REDACTION_COLUMNS[:-1]) + ", CAST(sample_refs AS VARCHAR)"
+        row = cat._backend.fetchall(f"SELECT {cols} FROM redactions WHERE erasure_id = ?",
+                                    [erasure_id])
+    return dict(zip(REDACTION_COLUMNS, row[0])) if row else None
 
 
 def erase_rows(cat, sample_ids: list[str], *, erasure_id: str, reason: str, who: str) -> dict[str, Any]:
@@ -84,68 +83,36 @@ def erase_rows(cat, sample_ids: list[str], *, erasure_id: str, reason: str, who:
         cat.release()
         return {"revision": done["rev"], "rows_deleted": done["rows_deleted"], "already": True}
     refs = sorted(sample_ref(s) for s in set(sample_ids))
-    con = cat._con
-    prev = cat.revision()
-    rev = prev.rev + 1
-    digest = hashlib.sha256("\n".join([prev.digest, "erase", *refs]).encode()).hexdigest()
+    b = cat._backend
     now = datetime.now(timezone.utc).replace(tzinfo=None)
-    con.execute("BEGIN")
-    try:
-        con.execute(REDACTIONS_DDL)
+    with cat._writing():
+        prev = cat.revision()
+        rev = prev.rev + 1
+        digest = hashlib.sha256("\n".join([prev.digest, "erase", *refs]).encode()).hexdigest()
+        b.execute(REDACTIONS_DDL)
         ids = sorted(set(sample_ids))
-        head_rows = con.execute("SELECT count(*) FROM sample_rows WHERE valid_to IS NULL AND sample_id IN "
-                                "(SELECT unnest(?::VARCHAR[]))", [ids]).fetchall()[0][0]
-        deleted = con.execute("DELETE FROM sample_rows WHERE sample_id IN (SELECT unnest(?::VARCHAR[]))",
-                              [ids]).fetchall()[0][0]
-        samples = con.execute("SELECT count(*) FROM sample_rows WHERE valid_to IS NULL").fetchall()[0][0]
-        con.execute("INSERT INTO redactions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [erasure_id, rev, now, who, reason, deleted, len(ids), json.dumps(refs)])
-        con.execute("INSERT INTO revisions VALUES (?, ?, 'erase', ?, ?, 0, ?, ?)",
-                    [rev, now, f"erasure {erasure_id}: {len(ids)} sample(s), {deleted} row(s) deleted",
-                     -head_rows, samples, digest])
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    finally:
-        cat.release()
+        head_rows = b.fetchall("SELECT count(*) FROM sample_rows WHERE valid_to IS NULL AND sample_id IN "
+                               "(SELECT unnest(?::VARCHAR[]))", [ids])[0][0]
+        deleted = b.fetchall("SELECT count(*) FROM sample_rows WHERE sample_id IN (SELECT unnest(?::VARCHAR[]))",
+                             [ids])[0][0]
+        b.execute("DELETE FROM sample_rows WHERE sample_id IN (SELECT unnest(?::VARCHAR[]))", [ids])
+        samples = b.fetchall("SELECT count(*) FROM sample_rows WHERE valid_to IS NULL")[0][0]
+        b.execute("INSERT INTO redactions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                  [erasure_id, rev, now, who, reason, deleted, len(ids), json.dumps(refs)])
+        b.execute("INSERT INTO revisions VALUES (?, ?, 'erase', ?, ?, 0, ?, ?)",
+                  [rev, now, f"erasure {erasure_id}: {len(ids)} sample(s), {deleted} row(s) deleted",
+                   -head_rows, samples, digest])
     return {"revision": rev, "rows_deleted": deleted, "already": False}
 
 
 def compact_catalog(cat) -> None:
-    """Rewrite the catalog file so deleted rows leave no bytes behind, and atomically replace it.
+    """Rewrite the catalog's storage so deleted rows leave no bytes behind.
 
-    The copy is written to ``<catalog>.erase-tmp`` while the writer connection holds the file, then
-    fsynced and renamed over the catalog: a crash leaves the old file (rows deleted, blocks not yet
-    freed) and a rerun compacts again. Run it while no other process writes the catalog.
+    A DuckDB file is copied to ``<catalog>.erase-tmp``, fsynced and renamed over the catalog (a
+    crash leaves the old file, rows deleted, and a rerun compacts again); a PostgreSQL catalog runs
+    ``VACUUM FULL sample_rows``. Run it while no other process writes the catalog.
     """
-    path = Path(cat.path)
-    tmp = path.with_name(path.name + ".erase-tmp")
-    for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
-        leftover.unlink(missing_ok=True)
-    con = cat._con
     try:
-        con.execute("CHECKPOINT")
-        name = con.execute("SELECT current_database()").fetchall()[0][0]
-        con.execute(f"ATTACH '{_sql_text(tmp)}' AS fpload_fresh")
-        try:
-            con.execute(f'COPY FROM DATABASE "{name}" TO fpload_fresh')
-        finally:
-            con.execute("DETACH fpload_fresh")
+        cat._backend.compact()
     finally:
         cat.release()
-    fd = os.open(tmp, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
-
-
-def _sql_text(path: Path) -> str:
-    return str(path).replace("'", "''")

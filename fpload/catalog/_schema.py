@@ -58,7 +58,17 @@ MIGRATIONS = {1: [f"ALTER TABLE sample_rows ADD COLUMN {c} {t}" for c, t in ADDE
 #: columns compared to decide whether a repeated image conflicts with what the catalog holds
 IDENTITY_FIELDS = ("subject_id", "finger", "impression", "sensor", "ppi")
 
-DDL = f"""
+
+def ddl(types: dict[str, str] | None = None) -> str:
+    """The schema's CREATE TABLE statements; ``types`` maps a DuckDB type to the store's own
+    (PostgreSQL: ``{"TINYINT": "SMALLINT", "DOUBLE": "DOUBLE PRECISION", "JSON": "TEXT"}``).
+
+    >>> "consent BOOLEAN" in ddl()
+    True
+    """
+    types = types or {}
+    cols = ", ".join(f"{c} {types.get(t, t)}" for c, t in SAMPLE_COLUMNS.items())
+    return f"""
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
 CREATE TABLE IF NOT EXISTS revisions (
     rev INTEGER PRIMARY KEY,
@@ -71,8 +81,11 @@ CREATE TABLE IF NOT EXISTS revisions (
     digest VARCHAR NOT NULL
 );
 CREATE TABLE IF NOT EXISTS sample_rows (
-    {", ".join(f"{c} {t}" for c, t in SAMPLE_COLUMNS.items())},
+    {cols},
     valid_from INTEGER NOT NULL,
     valid_to INTEGER
 );
 """
+
+
+DDL = ddl()

@@ -153,7 +153,9 @@ def erase_subject(catalog: str | Path, roots: list[str | Path], *, reason: str,
     for r in roots:
         if not r.is_dir():
             raise UsageError(f"--root {r} is not a folder")
-    catalog = Path(catalog)
+    from fpload.catalog._backend import is_url
+
+    catalog = catalog if is_url(catalog) else Path(catalog)   # a PostgreSQL URL stays a URL
     key = _selection_key(subjects, samples, where, catalog, roots)
     journal_path, journal = _find_journal(roots[0], key)
     if journal is None:

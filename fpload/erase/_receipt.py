@@ -161,7 +161,7 @@ def verify_receipt(receipt_path: str | Path, *, catalog: str | Path | None = Non
     problems: list[str] = []
     cat = open_catalog(catalog, create=False, read_only=True)
     try:
-        rows = cat._con.execute("SELECT DISTINCT sample_id, subject_id FROM sample_rows").fetchall()
+        rows = cat._backend.fetchall("SELECT DISTINCT sample_id, subject_id FROM sample_rows")
     finally:
         cat.close()
     for sid, subj in rows:
