@@ -81,7 +81,17 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def pg_server():
-    """The session's PostgreSQL server (started on first use, stopped at the end)."""
+    """The session's PostgreSQL server (started on first use, stopped at the end).
+
+    Without PostgreSQL installed these tests skip on a developer's machine, naming the package; in
+    CI (``CI`` set, where ``.ci/run`` installs it) a missing server is an error, never a skip.
+    """
+    try:
+        _bin("initdb")
+    except RuntimeError as err:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"{err}; CI runs these tests")
     prefix = _run_as()
     root = Path(tempfile.mkdtemp(prefix="fpload-pg-"))
     data, pwfile = root / "data", root / "pw"
