@@ -159,12 +159,17 @@ class Version:
         problems += _stamp.verify_pinned(self.id, self.pinned(split, whole if features is None else features),
                                          use_stamp=level == "stamp")
         if whole and not problems:
-            problems += formats.samples_problems(self.manifest, self._read_samples())
-            for s in self.shards():
-                head = (self.path / formats.SHARDS_DIR / s["index_file"]).read_text().split("\n", 1)[0].split()
-                if len(head) != 2 or head[1] != str(s["samples"]):
-                    problems.append(f"{formats.SHARDS_DIR}/{s['index_file']}: index lists {head[1:]} samples, "
-                                    f"the manifest says {s['samples']}")
+            problems += self._content_problems()
+        return problems
+
+    def _content_problems(self) -> list[str]:
+        """samples.parquet against the manifest, and each shard index's sample count."""
+        problems = formats.samples_problems(self.manifest, self._read_samples())
+        for s in self.shards():
+            head = (self.path / formats.SHARDS_DIR / s["index_file"]).read_text().split("\n", 1)[0].split()
+            if len(head) != 2 or head[1] != str(s["samples"]):
+                problems.append(f"{formats.SHARDS_DIR}/{s['index_file']}: index lists {head[1:]} samples, "
+                                f"the manifest says {s['samples']}")
         return problems
 
     def require_intact(self, level: Level = "size", split: str | None = None,

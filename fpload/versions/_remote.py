@@ -170,12 +170,7 @@ class RemoteVersion(Version):
                 return [str(err)]
         problems += self._hash_remote(split, feats)
         if whole and not problems:
-            problems += formats.samples_problems(self.manifest, self._read_samples())
-            for s in self.shards():
-                head = (self.path / formats.SHARDS_DIR / s["index_file"]).read_text().split("\n", 1)[0].split()
-                if len(head) != 2 or head[1] != str(s["samples"]):
-                    problems.append(f"{formats.SHARDS_DIR}/{s['index_file']}: index lists {head[1:]} samples, "
-                                    f"the manifest says {s['samples']}")
+            problems += self._content_problems()
         return problems
 
     def _hash_remote(self, split: str | None, features: bool) -> list[str]:
