@@ -7,17 +7,18 @@ traceback; set ``FPLOAD_DEBUG=1`` to see the traceback too. Progress and logs go
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
+from fpload._cli_common import (CatalogOpt, JsonOpt, QueryMemoryOpt, QueryTimeoutOpt, RevOpt, filter_path,
+                                open_cli_catalog, out, print_json)
+from fpload.catalog._cli import catalog_app
 from fpload.config import bundled_configs, configs_root, env_debug, env_workers, resolve_config
 from fpload.errors import FploadError, UsageError
+from fpload.versions._cli import versions_app
 
 app = typer.Typer(
     name="fpload",
@@ -26,42 +27,8 @@ app = typer.Typer(
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-catalog_app = typer.Typer(help="The catalog: ingest captures, query them with SQL, see revisions.",
-                          no_args_is_help=True)
-versions_app = typer.Typer(help="Published dataset versions: list, show, verify.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(versions_app, name="versions")
-
-out = Console()
-err = Console(stderr=True)
-
-CatalogOpt = typer.Option("catalog.duckdb", "--catalog", "-c",
-                          help="Catalog: a DuckDB file, or a PostgreSQL URL postgresql://user@host:port/db "
-                               "(password from PGPASSWORD or ~/.pgpass). Readers share it; a writer waits for "
-                               "another up to FPLOAD_CATALOG_TIMEOUT seconds (default 60).")
-JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON to stdout.")
-RevOpt = typer.Option(None, "--rev", "-r", help="Catalog revision to read (default: the latest).")
-QueryTimeoutOpt = typer.Option(None, "--query-timeout", min=0.001, help="Seconds a query may run before it is "
-                               "stopped (default: FPLOAD_QUERY_TIMEOUT or 30).")
-QueryMemoryOpt = typer.Option(None, "--query-memory", help="Memory a query may use, e.g. 2GB or 512MB "
-                              "(default: FPLOAD_QUERY_MEMORY or 2GB).")
-
-
-def _print_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
-
-
-def _filter_path(value: str | None) -> Path | None:
-    """A ``--filter`` value as a file: a path, or a bundled filter's name."""
-    return resolve_config(value, "filters") if value else None
-
-
-def _open(path: str | Path, create: bool = False, read_only: bool = False):
-    """Open a catalog; readers open it read-only, so they share it with other readers."""
-    from fpload.catalog import open_catalog
-
-    return open_catalog(path, create=create, read_only=read_only)
-
 
 def _show_version(value: bool) -> None:
     if value:
@@ -75,171 +42,6 @@ def _show_version(value: bool) -> None:
 def _root(version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True,
                                        help="Print fpload's version and exit, e.g. `fpload --version`.")) -> None:
     """Options that come before the verb."""
-
-
-# ----------------------------------------------------------------------------------------------
-# catalog
-# ----------------------------------------------------------------------------------------------
-
-@catalog_app.command("ingest")
-def catalog_ingest(
-    metadata: Path = typer.Argument(..., help="CSV, Parquet or JSONL file, one row per image."),
-    catalog: str = CatalogOpt,
-    images: Optional[Path] = typer.Option(None, "--images", help="Folder the rows' `file` paths are "
-                                          "relative to (default: the metadata file's folder)."),
-    workers: int = typer.Option(4, "--workers", "-w", min=1, help="Threads reading and decoding images."),
-    message: Optional[str] = typer.Option(None, "--message", "-m", help="Note stored with the revision."),
-    update: bool = typer.Option(False, "--update", help="Apply changed metadata (consent, split, quality, "
-                                "...) of already catalogued images as a new revision, instead of failing."),
-    allow_outside: bool = typer.Option(False, "--allow-outside", help="Also read images outside the "
-                                       "metadata file's folder (or --images), absolute paths, symlinks "
-                                       "leading out and remote URIs."),
-    max_image_mb: float = typer.Option(64.0, "--max-image-mb", min=0.001, help="Largest image file read, "
-                                       "in MiB."),
-    max_image_pixels: int = typer.Option(64_000_000, "--max-image-pixels", min=1, help="Largest image "
-                                         "accepted, in pixels (width × height): refuses decompression bombs."),
-    as_json: bool = JsonOpt,
-) -> None:
-    """Add the images a metadata file names; creates the catalog if needed.
-
-    Required columns: file, subject_id, finger (0–10), impression, sensor, ppi, consent. Optional:
-    quality, split, synthetic, captured_at, consent_scope (purposes separated by ';', e.g.
-    training;evaluation), consent_until (a date); any other column is kept in `extra`. Every row and
-    image is checked before anything is written. Re-ingesting the same bytes adds nothing; with
-    changed metadata it fails naming the sample and field, unless --update is given.
-
-    Example: fpload catalog ingest captures/metadata.csv --catalog cat.duckdb --update
-    """
-    from fpload.catalog._image import ImageLimits
-
-    limits = ImageLimits(max_bytes=int(max_image_mb * (1 << 20)), max_pixels=max_image_pixels)
-    with _open(catalog, create=True) as cat:
-        rep = cat.ingest(metadata, images_root=images, workers=workers, progress=not as_json,
-                         message=message, update=update, allow_outside=allow_outside, limits=limits)
-    if as_json:
-        _print_json(rep.__dict__)
-    elif rep.revision is None:
-        out.print(f"nothing new: {rep.rows} rows, all already in {cat.path} ({rep.duplicates} duplicates)")
-    else:
-        out.print(f"revision {rep.revision}: added {rep.added} samples to {cat.path}"
-                  + (f", changed {rep.changed}" if rep.changed else "")
-                  + f" ({rep.duplicates} duplicates skipped)")
-
-
-@catalog_app.command("query")
-def catalog_query(
-    where: Optional[str] = typer.Argument(None, help="SQL WHERE expression, e.g. \"finger IN (2,7) AND consent\"."),
-    catalog: str = CatalogOpt,
-    filter_file: Optional[str] = typer.Option(None, "--filter", "-f", help="YAML filter: a file, or a bundled "
-                                              "filter's name (`fpload configs`), e.g. consented."),
-    rev: Optional[int] = RevOpt,
-    columns: str = typer.Option("sample_id,subject_id,finger,impression,sensor,quality,split,consent",
-                                "--columns", help="Comma-separated columns to show ('*' for all)."),
-    limit: int = typer.Option(20, "--limit", "-n", help="Rows to show (0: all)."),
-    count: bool = typer.Option(False, "--count", help="Print only the number of matching samples."),
-    query_timeout: Optional[float] = QueryTimeoutOpt,
-    query_memory: Optional[str] = QueryMemoryOpt,
-    as_json: bool = JsonOpt,
-) -> None:
-    """Select samples with a read-only SQL WHERE expression, as of any revision.
-
-    Columns: sample_id uri subject_id finger impression sensor ppi width height format quality split
-    consent consent_scope consent_until synthetic captured_at extra. JSON fields:
-    json_extract_string(extra, '$.site'); purposes: list_contains(consent_scope, 'training').
-    A query is one condition: comparisons, AND/OR/NOT, IN, BETWEEN, LIKE, CASE, casts and the
-    scalar functions of fpload.catalog.QUERY_FUNCTIONS; no subqueries, statements or comments.
-
-    Example: fpload catalog query "finger IN (2,7) AND quality >= 40 AND consent" --rev 3
-    """
-    from fpload.catalog import SAMPLE_COLUMNS
-
-    cols = list(SAMPLE_COLUMNS) if columns.strip() == "*" else [c.strip() for c in columns.split(",") if c.strip()]
-    with _open(catalog, read_only=True) as cat:
-        table = cat.query(where, filter=_filter_path(filter_file), revision=rev, columns=cols,
-                          timeout=query_timeout, memory_limit=query_memory)
-        revision = cat.revision(rev).rev
-    if count:
-        _print_json({"count": table.num_rows, "revision": revision}) if as_json else out.print(table.num_rows)
-        return
-    rows = table.to_pylist()
-    shown = rows if limit == 0 else rows[:limit]
-    if as_json:
-        _print_json({"revision": revision, "count": len(rows), "rows": shown})
-        return
-    t = Table(*cols, title=f"{len(rows)} samples at revision {revision}", title_justify="left")
-    for r in shown:
-        t.add_row(*("" if r[c] is None else str(r[c]) for c in cols))
-    out.print(t)
-    if len(shown) < len(rows):
-        err.print(f"(showing {len(shown)} of {len(rows)}; --limit 0 shows all)")
-
-
-@catalog_app.command("stats")
-def catalog_stats(catalog: str = CatalogOpt, rev: Optional[int] = RevOpt, as_json: bool = JsonOpt) -> None:
-    """Counts per finger, sensor, split, consent and format, as of a revision.
-
-    Example: fpload catalog stats --catalog cat.duckdb --rev 2
-    """
-    with _open(catalog, read_only=True) as cat:
-        s = cat.stats(rev)
-    if as_json:
-        _print_json(s)
-        return
-    q = s["quality"]
-    out.print(f"[bold]{cat.path}[/] revision {s['revision']}: {s['samples']} samples, {s['subjects']} subjects"
-              + (f", quality {q['min']:.0f}–{q['max']:.0f} (mean {q['mean']:.1f})" if q["mean"] is not None else ""))
-    for key in ("finger", "sensor", "split", "consent", "synthetic", "format"):
-        out.print(f"  {key:<10}" + "  ".join(f"{k}: {v}" for k, v in s[key].items()))
-
-
-@catalog_app.command("revisions")
-def catalog_revisions(catalog: str = CatalogOpt, as_json: bool = JsonOpt) -> None:
-    """List the catalog's revisions: what each ingest or change did.
-
-    Example: fpload catalog revisions --catalog cat.duckdb
-    """
-    with _open(catalog, read_only=True) as cat:
-        revs = [r.to_dict() for r in cat.revisions()]
-    if as_json:
-        _print_json(revs)
-        return
-    t = Table("rev", "created_at", "op", "added", "changed", "samples", "message")
-    for r in revs:
-        t.add_row(str(r["rev"]), r["created_at"][:19], r["op"], str(r["added"]), str(r["changed"]),
-                  str(r["samples"]), r["message"] or "")
-    out.print(t)
-
-
-@catalog_app.command("update")
-def catalog_update(
-    where: str = typer.Argument(..., help="SQL WHERE expression selecting the samples to change."),
-    set_: list[str] = typer.Option(..., "--set", help="field=value; repeatable. Fields: consent, split, "
-                                   "quality, sensor, subject_id, finger, impression, consent_scope (purposes "
-                                   "separated by ';', e.g. training;evaluation), consent_until (a date); "
-                                   "value null clears a field."),
-    catalog: str = CatalogOpt,
-    message: Optional[str] = typer.Option(None, "--message", "-m", help="Note stored with the revision."),
-    query_timeout: Optional[float] = QueryTimeoutOpt,
-    query_memory: Optional[str] = QueryMemoryOpt,
-) -> None:
-    """Change metadata of matching samples in a new revision (old values stay readable).
-
-    The query selects sample ids at the latest revision; a query that matches no sample is an
-    error (exit 1), so a mistyped withdrawal does not pass silently.
-
-    Example (a subject withdraws consent):
-      fpload catalog update "subject_id = 'S017'" --set consent=false -m "withdrawn 2026-11-02"
-    """
-    changes: dict[str, Any] = {}
-    for item in set_:
-        if "=" not in item:
-            raise UsageError(f"--set {item!r}: expected field=value")
-        k, v = item.split("=", 1)
-        changes[k.strip()] = None if v.strip().lower() in ("null", "none", "") else v.strip()
-    with _open(catalog) as cat:
-        rev, n = cat.update(where, changes, message=message, timeout=query_timeout, memory_limit=query_memory)
-    out.print(f"revision {rev}: changed {n} samples" if rev
-              else "nothing changed: every matching sample already holds these values")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -290,13 +92,13 @@ def pack(
     cfg = PackConfig.from_yaml(resolve_config(config, "pack")) if config else PackConfig()
     if purpose is not None:
         cfg = PackConfig.from_dict({**cfg.to_dict(), "purpose": purpose}, source="--purpose")
-    with _open(catalog, read_only=True) as cat:
-        res = pack_version(cat, out=out_root, name=name, where=where, filter=_filter_path(filter_file), config=cfg,
+    with open_cli_catalog(catalog, read_only=True) as cat:
+        res = pack_version(cat, out=out_root, name=name, where=where, filter=filter_path(filter_file), config=cfg,
                            revision=rev, parent=parent, workers=workers or env_workers(), progress=not as_json,
                            query_timeout=query_timeout, query_memory_limit=query_memory,
                            consent_date=consent_date)
     if as_json:
-        _print_json({"path": str(res.path), "version_id": res.version_id, "created": res.created,
+        print_json({"path": str(res.path), "version_id": res.version_id, "created": res.created,
                      "samples": res.samples, "counts": res.counts, "bytes": res.bytes,
                      "features_computed": res.features_computed, "features_reused": res.features_reused})
         return
@@ -305,81 +107,6 @@ def pack(
               f"({', '.join(f'{k} {v}' for k, v in res.counts.items())}), {res.bytes / 1e6:.1f} MB"
               + (f"\n  features: {res.features_computed} computed, {res.features_reused} reused from the parent"
                  if res.features_computed or res.features_reused else ""))
-
-
-# ----------------------------------------------------------------------------------------------
-# versions
-# ----------------------------------------------------------------------------------------------
-
-@versions_app.command("list")
-def versions_list(root: str = typer.Argument(..., help="Versions root, or ROOT/NAME (a folder or a URL such "
-                                             "as s3://bucket/versions)."),
-                  as_json: bool = JsonOpt) -> None:
-    """List published versions under a root, oldest first.
-
-    Example: fpload versions list versions    (or: fpload versions list s3://team-data/versions)
-    """
-    from fpload.versions import describe, list_versions
-
-    vs = [describe(v) for v in list_versions(root)]
-    if as_json:
-        _print_json(vs)
-        return
-    t = Table("name", "version_id", "created_at", "samples", "splits", "encoding", "MB")
-    for v in vs:
-        t.add_row(v["name"], v["version_id"], (v["created_at"] or "")[:19], str(v["samples"]),
-                  " ".join(f"{k}:{n}" for k, n in v["counts"].items()), v["encoding"], f"{v['bytes'] / 1e6:.1f}")
-    out.print(t)
-
-
-@versions_app.command("show")
-def versions_show(path: str = typer.Argument(..., help="ROOT/NAME/ID, an id prefix, or ROOT/NAME (latest); "
-                                             "ROOT may be a URL such as s3://bucket/versions."),
-                  as_json: bool = JsonOpt) -> None:
-    """Show a version's manifest summary: query, catalog revision, counts, shards.
-
-    Example: fpload versions show versions/index-fingers
-    """
-    from fpload.versions import describe, open_version
-
-    d = describe(open_version(path))
-    if as_json:
-        _print_json(d)
-        return
-    for k, v in d.items():
-        out.print(f"[bold]{k:<11}[/] {v}")
-
-
-@versions_app.command("verify")
-def versions_verify(paths: list[str] = typer.Argument(..., help="Versions, names or roots to verify (folders "
-                                                      "or URLs such as s3://bucket/versions)."),
-                    as_json: bool = JsonOpt) -> None:
-    """Recompute every shard's hash and check counts against the manifest.
-
-    Exits 1 naming each bad shard if anything differs.
-
-    Example: fpload versions verify versions/index-fingers/6aacc5fa80a92057
-    """
-    from fpload.versions import list_versions
-
-    report = []
-    for p in paths:
-        for v in list_versions(p):
-            report.append({"version": f"{v.name}/{v.id}", "path": getattr(v, "url", None) or str(v.path),
-                           "problems": v.check("sha256")})
-    bad = [r for r in report if r["problems"]]
-    if as_json:
-        _print_json(report)
-    else:
-        for r in report:
-            if r["problems"]:
-                err.print(f"[red]BAD[/] {r['version']}")
-                for p in r["problems"]:
-                    err.print(f"    {p}")
-            else:
-                out.print(f"[green]ok[/]  {r['version']}")
-    if bad:
-        raise typer.Exit(1)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -460,7 +187,7 @@ def doctor(as_json: bool = JsonOpt) -> None:
 
     info = collect()
     if as_json:
-        _print_json(info)
+        print_json(info)
         return
     for k, v in info.items():
         if isinstance(v, dict):
@@ -478,12 +205,10 @@ def _register_stage_commands() -> None:
     """
     from fpload.audit._cli import audit_app, versions_find
     from fpload.bench._cli import bench_app
-    from fpload.catalog._cli import catalog_diff, catalog_migrate
     from fpload.erase._cli import erase_app
     from fpload.features._cli import features_app
     from fpload.ops._cli import ops_app
     from fpload.synth._cli import synth_command
-    from fpload.versions._cli import versions_check, versions_diff, versions_gc
 
     app.command("synth")(synth_command)
     app.add_typer(ops_app, name="ops")
@@ -491,12 +216,7 @@ def _register_stage_commands() -> None:
     app.add_typer(features_app, name="features")
     app.add_typer(erase_app, name="erase")
     app.add_typer(audit_app, name="audit")
-    catalog_app.command("diff")(catalog_diff)
-    catalog_app.command("migrate")(catalog_migrate)
-    versions_app.command("diff")(versions_diff)
-    versions_app.command("check")(versions_check)
     versions_app.command("find")(versions_find)
-    versions_app.command("gc")(versions_gc)
 
 
 _register_stage_commands()

@@ -1,21 +1,25 @@
-"""``fpload catalog diff``: rows added, removed and changed between two catalog revisions.
+"""``fpload catalog``: ingest, query, stats, revisions, update, diff, migrate.
 
-Registered on ``fpload catalog`` by :mod:`fpload.cli`; user errors raise :mod:`fpload.errors`
-exceptions, which the CLI prints in one line.
+Added to ``fpload`` by :mod:`fpload.cli`; user errors raise :mod:`fpload.errors` exceptions, which
+the CLI prints in one line.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from typing import Optional
+from pathlib import Path
+from typing import Any, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-_out = Console()
-_err = Console(stderr=True)
+from fpload.errors import UsageError
+from fpload._cli_common import (CatalogOpt, JsonOpt, QueryMemoryOpt, QueryTimeoutOpt, RevOpt, err, filter_path,
+                                open_cli_catalog, out, print_json)
+
+catalog_app = typer.Typer(help="The catalog: ingest captures, query them with SQL, see revisions.",
+                          no_args_is_help=True)
 
 
 def catalog_diff(
@@ -43,22 +47,22 @@ def catalog_diff(
         return
     t = d.totals
     fields = ", ".join(f"{k} {v}" for k, v in d.fields.items())
-    _out.print(f"revision {d.from_rev} → {d.to_rev}: {t['added']} added, {t['removed']} removed, "
+    out.print(f"revision {d.from_rev} → {d.to_rev}: {t['added']} added, {t['removed']} removed, "
                f"{t['changed']} changed" + (f" ({fields})" if fields else ""))
     rt = Table("rev", "op", "added", "removed", "changed", "fields", "message", title="per revision",
                title_justify="left")
     for r in d.revisions:
         rt.add_row(str(r["rev"]), r["op"], str(r["added"]), str(r["removed"]), str(r["changed"]),
                    ", ".join(f"{k} {v}" for k, v in r["fields"].items()), r["message"] or "")
-    _out.print(rt)
+    out.print(rt)
     if d.samples:
         rows = d.samples if limit == 0 else d.samples[:limit]
         st = Table("sample_id", "change", "fields", title=f"samples ({len(d.samples)})", title_justify="left")
         for r in rows:
             st.add_row(r["sample_id"], r["change"], ", ".join(r["fields"]))
-        _out.print(st)
+        out.print(st)
         if len(rows) < len(d.samples):
-            _err.print(f"(showing {len(rows)} of {len(d.samples)}; --limit 0 shows all)")
+            err.print(f"(showing {len(rows)} of {len(d.samples)}; --limit 0 shows all)")
 
 
 def catalog_migrate(
@@ -79,5 +83,170 @@ def catalog_migrate(
     if as_json:
         sys.stdout.write(json.dumps(rep, indent=2, sort_keys=True) + "\n")
         return
-    _out.print(f"copied {rep['revisions']} revisions ({rep['rows']} rows, {rep['redactions']} erasures); "
+    out.print(f"copied {rep['revisions']} revisions ({rep['rows']} rows, {rep['redactions']} erasures); "
                f"head {rep['head']} digest {rep['digest'][:12]}", markup=False, highlight=False)
+
+
+@catalog_app.command("ingest")
+def catalog_ingest(
+    metadata: Path = typer.Argument(..., help="CSV, Parquet or JSONL file, one row per image."),
+    catalog: str = CatalogOpt,
+    images: Optional[Path] = typer.Option(None, "--images", help="Folder the rows' `file` paths are "
+                                          "relative to (default: the metadata file's folder)."),
+    workers: int = typer.Option(4, "--workers", "-w", min=1, help="Threads reading and decoding images."),
+    message: Optional[str] = typer.Option(None, "--message", "-m", help="Note stored with the revision."),
+    update: bool = typer.Option(False, "--update", help="Apply changed metadata (consent, split, quality, "
+                                "...) of already catalogued images as a new revision, instead of failing."),
+    allow_outside: bool = typer.Option(False, "--allow-outside", help="Also read images outside the "
+                                       "metadata file's folder (or --images), absolute paths, symlinks "
+                                       "leading out and remote URIs."),
+    max_image_mb: float = typer.Option(64.0, "--max-image-mb", min=0.001, help="Largest image file read, "
+                                       "in MiB."),
+    max_image_pixels: int = typer.Option(64_000_000, "--max-image-pixels", min=1, help="Largest image "
+                                         "accepted, in pixels (width × height): refuses decompression bombs."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Add the images a metadata file names; creates the catalog if needed.
+
+    Required columns: file, subject_id, finger (0–10), impression, sensor, ppi, consent. Optional:
+    quality, split, synthetic, captured_at, consent_scope (purposes separated by ';', e.g.
+    training;evaluation), consent_until (a date); any other column is kept in `extra`. Every row and
+    image is checked before anything is written. Re-ingesting the same bytes adds nothing; with
+    changed metadata it fails naming the sample and field, unless --update is given.
+
+    Example: fpload catalog ingest captures/metadata.csv --catalog cat.duckdb --update
+    """
+    from fpload.catalog._image import ImageLimits
+
+    limits = ImageLimits(max_bytes=int(max_image_mb * (1 << 20)), max_pixels=max_image_pixels)
+    with open_cli_catalog(catalog, create=True) as cat:
+        rep = cat.ingest(metadata, images_root=images, workers=workers, progress=not as_json,
+                         message=message, update=update, allow_outside=allow_outside, limits=limits)
+    if as_json:
+        print_json(rep.__dict__)
+    elif rep.revision is None:
+        out.print(f"nothing new: {rep.rows} rows, all already in {cat.path} ({rep.duplicates} duplicates)")
+    else:
+        out.print(f"revision {rep.revision}: added {rep.added} samples to {cat.path}"
+                  + (f", changed {rep.changed}" if rep.changed else "")
+                  + f" ({rep.duplicates} duplicates skipped)")
+
+
+@catalog_app.command("query")
+def catalog_query(
+    where: Optional[str] = typer.Argument(None, help="SQL WHERE expression, e.g. \"finger IN (2,7) AND consent\"."),
+    catalog: str = CatalogOpt,
+    filter_file: Optional[str] = typer.Option(None, "--filter", "-f", help="YAML filter: a file, or a bundled "
+                                              "filter's name (`fpload configs`), e.g. consented."),
+    rev: Optional[int] = RevOpt,
+    columns: str = typer.Option("sample_id,subject_id,finger,impression,sensor,quality,split,consent",
+                                "--columns", help="Comma-separated columns to show ('*' for all)."),
+    limit: int = typer.Option(20, "--limit", "-n", help="Rows to show (0: all)."),
+    count: bool = typer.Option(False, "--count", help="Print only the number of matching samples."),
+    query_timeout: Optional[float] = QueryTimeoutOpt,
+    query_memory: Optional[str] = QueryMemoryOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Select samples with a read-only SQL WHERE expression, as of any revision.
+
+    Columns: sample_id uri subject_id finger impression sensor ppi width height format quality split
+    consent consent_scope consent_until synthetic captured_at extra. JSON fields:
+    json_extract_string(extra, '$.site'); purposes: list_contains(consent_scope, 'training').
+    A query is one condition: comparisons, AND/OR/NOT, IN, BETWEEN, LIKE, CASE, casts and the
+    scalar functions of fpload.catalog.QUERY_FUNCTIONS; no subqueries, statements or comments.
+
+    Example: fpload catalog query "finger IN (2,7) AND quality >= 40 AND consent" --rev 3
+    """
+    from fpload.catalog import SAMPLE_COLUMNS
+
+    cols = list(SAMPLE_COLUMNS) if columns.strip() == "*" else [c.strip() for c in columns.split(",") if c.strip()]
+    with open_cli_catalog(catalog, read_only=True) as cat:
+        table = cat.query(where, filter=filter_path(filter_file), revision=rev, columns=cols,
+                          timeout=query_timeout, memory_limit=query_memory)
+        revision = cat.revision(rev).rev
+    if count:
+        print_json({"count": table.num_rows, "revision": revision}) if as_json else out.print(table.num_rows)
+        return
+    rows = table.to_pylist()
+    shown = rows if limit == 0 else rows[:limit]
+    if as_json:
+        print_json({"revision": revision, "count": len(rows), "rows": shown})
+        return
+    t = Table(*cols, title=f"{len(rows)} samples at revision {revision}", title_justify="left")
+    for r in shown:
+        t.add_row(*("" if r[c] is None else str(r[c]) for c in cols))
+    out.print(t)
+    if len(shown) < len(rows):
+        err.print(f"(showing {len(shown)} of {len(rows)}; --limit 0 shows all)")
+
+
+@catalog_app.command("stats")
+def catalog_stats(catalog: str = CatalogOpt, rev: Optional[int] = RevOpt, as_json: bool = JsonOpt) -> None:
+    """Counts per finger, sensor, split, consent and format, as of a revision.
+
+    Example: fpload catalog stats --catalog cat.duckdb --rev 2
+    """
+    with open_cli_catalog(catalog, read_only=True) as cat:
+        s = cat.stats(rev)
+    if as_json:
+        print_json(s)
+        return
+    q = s["quality"]
+    out.print(f"[bold]{cat.path}[/] revision {s['revision']}: {s['samples']} samples, {s['subjects']} subjects"
+              + (f", quality {q['min']:.0f}–{q['max']:.0f} (mean {q['mean']:.1f})" if q["mean"] is not None else ""))
+    for key in ("finger", "sensor", "split", "consent", "synthetic", "format"):
+        out.print(f"  {key:<10}" + "  ".join(f"{k}: {v}" for k, v in s[key].items()))
+
+
+@catalog_app.command("revisions")
+def catalog_revisions(catalog: str = CatalogOpt, as_json: bool = JsonOpt) -> None:
+    """List the catalog's revisions: what each ingest or change did.
+
+    Example: fpload catalog revisions --catalog cat.duckdb
+    """
+    with open_cli_catalog(catalog, read_only=True) as cat:
+        revs = [r.to_dict() for r in cat.revisions()]
+    if as_json:
+        print_json(revs)
+        return
+    t = Table("rev", "created_at", "op", "added", "changed", "samples", "message")
+    for r in revs:
+        t.add_row(str(r["rev"]), r["created_at"][:19], r["op"], str(r["added"]), str(r["changed"]),
+                  str(r["samples"]), r["message"] or "")
+    out.print(t)
+
+
+@catalog_app.command("update")
+def catalog_update(
+    where: str = typer.Argument(..., help="SQL WHERE expression selecting the samples to change."),
+    set_: list[str] = typer.Option(..., "--set", help="field=value; repeatable. Fields: consent, split, "
+                                   "quality, sensor, subject_id, finger, impression, consent_scope (purposes "
+                                   "separated by ';', e.g. training;evaluation), consent_until (a date); "
+                                   "value null clears a field."),
+    catalog: str = CatalogOpt,
+    message: Optional[str] = typer.Option(None, "--message", "-m", help="Note stored with the revision."),
+    query_timeout: Optional[float] = QueryTimeoutOpt,
+    query_memory: Optional[str] = QueryMemoryOpt,
+) -> None:
+    """Change metadata of matching samples in a new revision (old values stay readable).
+
+    The query selects sample ids at the latest revision; a query that matches no sample is an
+    error (exit 1), so a mistyped withdrawal does not pass silently.
+
+    Example (a subject withdraws consent):
+      fpload catalog update "subject_id = 'S017'" --set consent=false -m "withdrawn 2026-11-02"
+    """
+    changes: dict[str, Any] = {}
+    for item in set_:
+        if "=" not in item:
+            raise UsageError(f"--set {item!r}: expected field=value")
+        k, v = item.split("=", 1)
+        changes[k.strip()] = None if v.strip().lower() in ("null", "none", "") else v.strip()
+    with open_cli_catalog(catalog) as cat:
+        rev, n = cat.update(where, changes, message=message, timeout=query_timeout, memory_limit=query_memory)
+    out.print(f"revision {rev}: changed {n} samples" if rev
+              else "nothing changed: every matching sample already holds these values")
+
+
+catalog_app.command("diff")(catalog_diff)
+catalog_app.command("migrate")(catalog_migrate)

@@ -1,26 +1,21 @@
-"""``fpload versions diff|check``: compare two versions; check one for identity leakage across splits.
+"""``fpload versions``: list, show, verify, diff, check, gc (``find`` comes from :mod:`fpload.audit`).
 
-Registered on ``fpload versions`` by :mod:`fpload.cli`; user errors raise :mod:`fpload.errors`
-exceptions, which the CLI prints in one line.
+Added to ``fpload`` by :mod:`fpload.cli`; user errors raise :mod:`fpload.errors` exceptions, which
+the CLI prints in one line.
 """
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-_out = Console()
-_err = Console(stderr=True)
+from fpload._cli_common import JsonOpt, err, out, print_json
 
-
-def _print_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+versions_app = typer.Typer(help="Published dataset versions: list, show, verify, find, diff, check, gc.",
+                           no_args_is_help=True)
 
 
 def versions_diff(
@@ -42,10 +37,10 @@ def versions_diff(
 
     d = diff_versions(a, b, samples=samples)
     if as_json:
-        _print_json(d.to_dict())
+        print_json(d.to_dict())
         return
     t = d.totals
-    _out.print(f"[bold]{d.a}[/] ({t['a']} samples) → [bold]{d.b}[/] ({t['b']} samples): "
+    out.print(f"[bold]{d.a}[/] ({t['a']} samples) → [bold]{d.b}[/] ({t['b']} samples): "
                f"{t['added']} added, {t['removed']} removed, {t['moved']} moved, {t['relabelled']} relabelled, "
                f"{t['kept']} in both")
     st = Table("split", "A", "B", "added", "removed", "moved in", "moved out", "relabelled", title="per split",
@@ -53,7 +48,7 @@ def versions_diff(
     for r in d.by_split:
         st.add_row(r["split"], *(str(r[k]) for k in ("a", "b", "added", "removed", "moved_in", "moved_out",
                                                      "relabelled")))
-    _out.print(st)
+    out.print(st)
     shown = d.by_subject if limit == 0 else d.by_subject[:limit]
     if shown:
         su = Table("subject", "splits in A", "splits in B", "added", "removed", "moved", "relabelled",
@@ -61,9 +56,9 @@ def versions_diff(
         for r in shown:
             su.add_row(r["subject_id"], ",".join(r["splits_a"]), ",".join(r["splits_b"]),
                        *(str(r[k]) for k in ("added", "removed", "moved", "relabelled")))
-        _out.print(su)
+        out.print(su)
         if len(shown) < len(d.by_subject):
-            _err.print(f"(showing {len(shown)} of {len(d.by_subject)} subjects; --limit 0 shows all)")
+            err.print(f"(showing {len(shown)} of {len(d.by_subject)} subjects; --limit 0 shows all)")
     if d.samples:
         rows = d.samples if limit == 0 else d.samples[:limit]
         sa = Table("sample_id", "change", "split", "label", title=f"changed samples ({len(d.samples)})",
@@ -74,7 +69,7 @@ def versions_diff(
             split = r["split_a"] if r["split_a"] == r["split_b"] else f"{r['split_a'] or '-'} → {r['split_b'] or '-'}"
             label = r["label_a"] if r["label_a"] == r["label_b"] else f"{r['label_a'] or '-'} → {r['label_b'] or '-'}"
             sa.add_row(r["sample_id"], kind, split, label)
-        _out.print(sa)
+        out.print(sa)
 
 
 def versions_check(
@@ -99,27 +94,27 @@ def versions_check(
 
     r = check_version(version, threshold=threshold)
     if as_json:
-        _print_json(r.to_dict())
+        print_json(r.to_dict())
     else:
         def cut(items: list) -> list:
             return items if limit == 0 else items[:limit]
 
         if r.note:
-            _err.print(f"[yellow]note:[/] {r.note}")
+            err.print(f"[yellow]note:[/] {r.note}")
         if r.ok:
-            _out.print(f"[green]ok[/]  {r.version}: {r.samples} samples, no subject, sample or image in two splits"
+            out.print(f"[green]ok[/]  {r.version}: {r.samples} samples, no subject, sample or image in two splits"
                        + ("" if r.images_checked else " (images not checked)"))
         else:
-            _out.print(f"[red]LEAK[/] {r.version}: {len(r.subjects_in_several_splits)} subject(s), "
+            out.print(f"[red]LEAK[/] {r.version}: {len(r.subjects_in_several_splits)} subject(s), "
                        f"{len(r.samples_in_several_splits)} sample(s) and {len(r.near_duplicates)} image pair(s) "
                        "in two splits")
         for s in cut(r.subjects_in_several_splits):
-            _out.print(f"  subject {s['subject_id']} in splits {', '.join(s['splits'])} ({s['samples']} samples)")
+            out.print(f"  subject {s['subject_id']} in splits {', '.join(s['splits'])} ({s['samples']} samples)")
         for s in cut(r.samples_in_several_splits):
-            _out.print(f"  sample {s['sample_id']} in splits {', '.join(s['splits'])}")
+            out.print(f"  sample {s['sample_id']} in splits {', '.join(s['splits'])}")
         for p in cut(r.near_duplicates):
             a, b = p["a"], p["b"]
-            _out.print(f"  same image (distance {p['distance']}): {a['sample_id']} (subject {a['subject_id']}, "
+            out.print(f"  same image (distance {p['distance']}): {a['sample_id']} (subject {a['subject_id']}, "
                        f"{a['split']}) ~ {b['sample_id']} (subject {b['subject_id']}, {b['split']})")
     if not r.ok:
         raise typer.Exit(1)
@@ -144,10 +139,86 @@ def versions_gc(
 
     found = collect_garbage(root, delete=delete, min_age_s=None if older_than is None else older_than * 3600)
     if as_json:
-        _print_json([f.to_dict() for f in found])
+        print_json([f.to_dict() for f in found])
         return
     verb = "removed" if delete else "would remove"
     for f in found:
-        _out.print(f"{verb} {f.prefix}: {f.objects} objects, {f.bytes / 1e6:.1f} MB, "
+        out.print(f"{verb} {f.prefix}: {f.objects} objects, {f.bytes / 1e6:.1f} MB, "
                    f"last written {f.age_s / 3600:.1f} h ago", markup=False, highlight=False)
-    _err.print(f"{len(found)} leftover(s)" + ("" if delete or not found else "; run again with --delete to remove them"))
+    err.print(f"{len(found)} leftover(s)" + ("" if delete or not found else "; run again with --delete to remove them"))
+
+
+@versions_app.command("list")
+def versions_list(root: str = typer.Argument(..., help="Versions root, or ROOT/NAME (a folder or a URL such "
+                                             "as s3://bucket/versions)."),
+                  as_json: bool = JsonOpt) -> None:
+    """List published versions under a root, oldest first.
+
+    Example: fpload versions list versions    (or: fpload versions list s3://team-data/versions)
+    """
+    from fpload.versions import describe, list_versions
+
+    vs = [describe(v) for v in list_versions(root)]
+    if as_json:
+        print_json(vs)
+        return
+    t = Table("name", "version_id", "created_at", "samples", "splits", "encoding", "MB")
+    for v in vs:
+        t.add_row(v["name"], v["version_id"], (v["created_at"] or "")[:19], str(v["samples"]),
+                  " ".join(f"{k}:{n}" for k, n in v["counts"].items()), v["encoding"], f"{v['bytes'] / 1e6:.1f}")
+    out.print(t)
+
+
+@versions_app.command("show")
+def versions_show(path: str = typer.Argument(..., help="ROOT/NAME/ID, an id prefix, or ROOT/NAME (latest); "
+                                             "ROOT may be a URL such as s3://bucket/versions."),
+                  as_json: bool = JsonOpt) -> None:
+    """Show a version's manifest summary: query, catalog revision, counts, shards.
+
+    Example: fpload versions show versions/index-fingers
+    """
+    from fpload.versions import describe, open_version
+
+    d = describe(open_version(path))
+    if as_json:
+        print_json(d)
+        return
+    for k, v in d.items():
+        out.print(f"[bold]{k:<11}[/] {v}")
+
+
+@versions_app.command("verify")
+def versions_verify(paths: list[str] = typer.Argument(..., help="Versions, names or roots to verify (folders "
+                                                      "or URLs such as s3://bucket/versions)."),
+                    as_json: bool = JsonOpt) -> None:
+    """Recompute every shard's hash and check counts against the manifest.
+
+    Exits 1 naming each bad shard if anything differs.
+
+    Example: fpload versions verify versions/index-fingers/6aacc5fa80a92057
+    """
+    from fpload.versions import list_versions
+
+    report = []
+    for p in paths:
+        for v in list_versions(p):
+            report.append({"version": f"{v.name}/{v.id}", "path": getattr(v, "url", None) or str(v.path),
+                           "problems": v.check("sha256")})
+    bad = [r for r in report if r["problems"]]
+    if as_json:
+        print_json(report)
+    else:
+        for r in report:
+            if r["problems"]:
+                err.print(f"[red]BAD[/] {r['version']}")
+                for p in r["problems"]:
+                    err.print(f"    {p}")
+            else:
+                out.print(f"[green]ok[/]  {r['version']}")
+    if bad:
+        raise typer.Exit(1)
+
+
+versions_app.command("diff")(versions_diff)
+versions_app.command("check")(versions_check)
+versions_app.command("gc")(versions_gc)
