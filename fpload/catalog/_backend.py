@@ -80,10 +80,30 @@ class Backend(ABC):
     def execute(self, sql: str, params: list | tuple = ()) -> None:
         """Run one shared SQL statement, discarding any result."""
 
-    @abstractmethod
-    def write(self) -> contextlib.AbstractContextManager[None]:
+    _depth: int = 0  # write() nesting: inner calls join the outermost transaction
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[None]:
         """A write transaction holding the catalog's writer lock: commits on success, rolls back
-        on error. Two writers wait for each other; readers never wait for it."""
+        on error. Two writers wait for each other; readers never wait for it. A ``write()`` inside
+        another joins it."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self._depth = 1
+        try:
+            with self._transaction():
+                yield
+        finally:
+            self._depth = 0
+
+    @abstractmethod
+    def _transaction(self) -> contextlib.AbstractContextManager[None]:
+        """The outermost write transaction of this store, with its writer lock."""
 
     @abstractmethod
     def create_tables(self, ddl_types: dict[str, str] | None = None) -> None:

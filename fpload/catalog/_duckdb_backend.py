@@ -71,26 +71,16 @@ class DuckDBBackend(Backend):
         self.con.execute(sql, list(params))
 
     @contextlib.contextmanager
-    def write(self) -> Iterator[None]:
+    def _transaction(self) -> Iterator[None]:
         # the read-write connection holds DuckDB's exclusive file lock: no other process writes
-        if self._depth:
-            self._depth += 1
-            try:
-                yield
-            finally:
-                self._depth -= 1
-            return
         con = self.con
         con.execute("BEGIN")
-        self._depth = 1
         try:
             yield
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
-        finally:
-            self._depth = 0
 
     def create_tables(self, ddl_types: dict[str, str] | None = None) -> None:
         self.con.execute(ddl())

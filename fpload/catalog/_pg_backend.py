@@ -127,24 +127,13 @@ class PgBackend(Backend):
                                   "AND table_schema = current_schema()", [name])[0][0])
 
     @contextlib.contextmanager
-    def write(self) -> Iterator[None]:
-        if self._depth:
-            self._depth += 1
-            try:
-                yield
-            finally:
-                self._depth -= 1
-            return
+    def _transaction(self) -> Iterator[None]:
         import psycopg
 
         con = self.con
-        self._depth = 1
-        try:
-            with con.transaction():
-                self._lock(con, psycopg)
-                yield
-        finally:
-            self._depth = 0
+        with con.transaction():
+            self._lock(con, psycopg)
+            yield
 
     def _lock(self, con, psycopg) -> None:
         """Take the writer lock for this transaction, waiting up to the lock timeout."""
