@@ -6,13 +6,13 @@ prints in one line (exit 1 data, 2 usage).
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 
+from fpload._cli_common import CatalogOpt, out, print_json
 from fpload.errors import UsageError
 
 audit_app = typer.Typer(
@@ -25,16 +25,11 @@ _SUBJECT = typer.Option(None, "--subject", "-s", help="A subject id, e.g. S042."
 _SAMPLE = typer.Option(None, "--sample", help="A sample id (the content hash in the catalog).")
 _WHERE = typer.Option(None, "--where", help="SQL WHERE expression run on the catalog (at its latest "
                       "revision, or --rev) in the query sandbox; the sample ids it selects are searched.")
-_CATALOG = typer.Option(Path("catalog.duckdb"), "--catalog", "-c", help="Catalog file for --where.")
 _REV = typer.Option(None, "--rev", "-r", help="Catalog revision --where reads (default: the latest).")
 _JSON = typer.Option(False, "--json", help="Print machine-readable JSON to stdout.")
 
 
-def _print_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
-
-
-def _selection(subject: str | None, sample: str | None, where: str | None, catalog: Path,
+def _selection(subject: str | None, sample: str | None, where: str | None, catalog: str,
                rev: int | None) -> dict[str, Any]:
     """The keyword arguments of find_versions/audit_subject for the options given (exactly one)."""
     given = [name for name, value in (("--subject", subject), ("--sample", sample), ("--where", where))
@@ -48,8 +43,8 @@ def _selection(subject: str | None, sample: str | None, where: str | None, catal
         return {"sample": sample}
     from fpload.catalog import open_catalog, select_ids
 
-    if not catalog.is_file():
-        raise UsageError(f"--where needs a catalog: {catalog} does not exist (give --catalog FILE)")
+    if "://" not in catalog and not Path(catalog).is_file():  # a usage error, before any search
+        raise UsageError(f"--where needs a catalog: {catalog} does not exist (give --catalog FILE or URL)")
     with open_catalog(catalog, create=False, read_only=True) as cat:
         snapshot = cat.snapshot(rev)
     return {"sample_ids": select_ids(snapshot, where)}
@@ -70,7 +65,7 @@ def versions_find(
     subject: Optional[str] = _SUBJECT,
     sample: Optional[str] = _SAMPLE,
     where: Optional[str] = _WHERE,
-    catalog: Path = _CATALOG,
+    catalog: str = CatalogOpt,
     rev: Optional[int] = _REV,
     as_json: bool = _JSON,
 ) -> None:
@@ -90,14 +85,12 @@ def versions_find(
 
     hits = find_versions(root, **_selection(subject, sample, where, catalog, rev))
     if as_json:
-        _print_json(hits)
+        print_json(hits)
         return
-    from rich.console import Console
-
     if not hits:
-        Console().print("no version holds it")
+        out.print("no version holds it")
         return
-    Console().print(_versions_table(hits))
+    out.print(_versions_table(hits))
 
 
 @audit_app.callback()
@@ -107,7 +100,7 @@ def audit(
     subject: Optional[str] = _SUBJECT,
     sample: Optional[str] = _SAMPLE,
     where: Optional[str] = _WHERE,
-    catalog: Path = _CATALOG,
+    catalog: str = CatalogOpt,
     rev: Optional[int] = _REV,
     as_json: bool = _JSON,
 ) -> None:
@@ -132,11 +125,8 @@ def audit(
 
     answer = audit_subject(root, **_selection(subject, sample, where, catalog, rev))
     if as_json:
-        _print_json(answer)
+        print_json(answer)
         return
-    from rich.console import Console
-
-    out = Console()
     if not answer["versions"]:
         out.print("no version holds it")
         return
@@ -178,7 +168,7 @@ def audit_verify(
     problems = log.verify() + lineage_problems(root)
     head = log.head() if not problems else None
     if as_json:
-        _print_json({"root": str(root), "log": str(log.path), "ok": not problems, "problems": problems,
+        print_json({"root": str(root), "log": str(log.path), "ok": not problems, "problems": problems,
                      "head": head})
     elif problems:
         for p in problems:

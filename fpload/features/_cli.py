@@ -84,7 +84,8 @@ def features_show(
 @features_app.command("import")
 def features_import(
     version: Path = typer.Argument(..., help="The version whose feature to import: ROOT/NAME (its latest) or ROOT/NAME/ID."),
-    catalog: Path = typer.Option(..., "--catalog", "-c", help="Catalog file (DuckDB) to write into."),
+    catalog: str = typer.Option(..., "--catalog", "-c", help="Catalog to write into: a DuckDB file or a "
+                                "postgresql://user@host:port/db URL."),
     feature: str = typer.Option("quality", "--feature", help="A scalar feature of the cache."),
     column: str = typer.Option("quality", "--column", help="The catalog column to set (an updatable one)."),
     message: Optional[str] = typer.Option(None, "--message", "-m", help="Note stored with the revision "
@@ -103,10 +104,11 @@ def features_import(
 
     with open_catalog(catalog, create=False) as cat:
         rep = import_to_catalog(version, cat, feature=feature, column=column, message=message)
+        where = cat.path  # never the URL as typed: it may hold a password
     if as_json:
         sys.stdout.write(json.dumps(rep.to_dict(), indent=2, sort_keys=True) + "\n")
     elif rep.revision is None:
         typer.echo(f"nothing changed: {column} already holds {feature} for all {rep.samples} samples")
     else:
         typer.echo(f"revision {rep.revision}: set {column} from feature {feature} on {rep.changed} of "
-                   f"{rep.samples} samples in {catalog}")
+                   f"{rep.samples} samples in {where}")
