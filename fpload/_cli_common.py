@@ -30,6 +30,13 @@ QueryTimeoutOpt = typer.Option(None, "--query-timeout", min=0.001, help="Seconds
 QueryMemoryOpt = typer.Option(None, "--query-memory", help="Memory a query may use, e.g. 2GB or 512MB "
                               "(default: FPLOAD_QUERY_MEMORY or 2GB).")
 
+EngineOpt = typer.Option(None, "--engine", help="Where the work runs: local (processes of this machine) or ray "
+                         "(tasks on a Ray cluster, `pip install fpload[ray]`); default FPLOAD_ENGINE or local. "
+                         "Same result either way, e.g. --engine ray --address auto.")
+AddressOpt = typer.Option(None, "--address", help="Ray cluster with --engine ray: auto (one started here by "
+                          "`ray start --head`), ray://HOST:10001, or unset for RAY_ADDRESS or a new local "
+                          "instance.")
+
 
 def print_json(obj: Any) -> None:
     """Machine-readable output of ``--json``: indented, sorted keys, to stdout."""

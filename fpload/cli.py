@@ -13,10 +13,11 @@ from typing import Optional
 
 import typer
 
+from fpload._cli_common import AddressOpt, EngineOpt
 from fpload._cli_common import (CatalogOpt, JsonOpt, QueryMemoryOpt, QueryTimeoutOpt, RevOpt, filter_path,
                                 open_cli_catalog, out, print_json)
 from fpload.catalog._cli import catalog_app
-from fpload.config import bundled_configs, configs_root, env_debug, env_workers, resolve_config
+from fpload.config import bundled_configs, configs_root, env_debug, env_engine, env_workers, resolve_config
 from fpload.errors import FploadError, UsageError
 from fpload.versions._cli import versions_app
 
@@ -73,6 +74,8 @@ def pack(
     consent_date: Optional[str] = typer.Option(None, "--consent-date", help="Date consent is judged at "
                                                "against consent_until, e.g. 2026-12-31 (default: today, UTC); "
                                                "recorded in the manifest."),
+    engine: Optional[str] = EngineOpt,
+    address: Optional[str] = AddressOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Freeze a catalog query into an immutable, content-addressed dataset version.
@@ -83,6 +86,7 @@ def pack(
 
     Example: fpload pack --where "finger IN (2,7) AND consent" --config raw-lz4 \\
              --out versions --name index-fingers --purpose training
+             fpload pack --where consent --out /shared/versions --name all --engine ray --address auto
     """
     from fpload.pack import PackConfig, pack_version
 
@@ -96,7 +100,7 @@ def pack(
         res = pack_version(cat, out=out_root, name=name, where=where, filter=filter_path(filter_file), config=cfg,
                            revision=rev, parent=parent, workers=workers or env_workers(), progress=not as_json,
                            query_timeout=query_timeout, query_memory_limit=query_memory,
-                           consent_date=consent_date)
+                           consent_date=consent_date, engine=engine or env_engine(), address=address)
     if as_json:
         print_json({"path": str(res.path), "version_id": res.version_id, "created": res.created,
                      "samples": res.samples, "counts": res.counts, "bytes": res.bytes,

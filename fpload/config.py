@@ -21,6 +21,8 @@ Environment variables (all read here, nowhere else):
 
 - ``FPLOAD_DEBUG``: when set, the CLI shows tracebacks of user errors.
 - ``FPLOAD_WORKERS``: default worker-process count of ``fpload pack``.
+- ``FPLOAD_ENGINE``: default engine of ``fpload pack`` and ``fpload catalog ingest`` (``local`` or
+  ``ray``; default ``local``). The Ray address itself is Ray's own ``RAY_ADDRESS``.
 - ``FPLOAD_PLUGIN``: path of the fpload DALI operator plugin, instead of the installed one.
 - ``FPLOAD_TUNE_MALLOC``: ``0`` keeps glibc's malloc defaults (see :mod:`fpload.load._malloc`).
 - ``FPLOAD_QUERY_TIMEOUT`` / ``FPLOAD_QUERY_MEMORY``: limits of every catalog query (30 s, 2GB).
@@ -59,6 +61,16 @@ def env_workers() -> int:
             raise ConfigError(f"FPLOAD_WORKERS={value!r} must be at least 1")
         return workers
     return os.cpu_count() or 1
+
+
+def env_engine() -> str:
+    """Default engine: ``FPLOAD_ENGINE`` (``local`` or ``ray``), else ``local``, e.g. ``FPLOAD_ENGINE=ray``."""
+    value = os.environ.get("FPLOAD_ENGINE", "").strip().lower()
+    if not value:
+        return "local"
+    if value not in ("local", "ray"):
+        raise ConfigError(f"FPLOAD_ENGINE={value!r} must be 'local' or 'ray'")
+    return value
 
 
 def env_debug() -> bool:

@@ -114,3 +114,8 @@ class PluginError(FploadError, RuntimeError):
 class StoreError(FploadError, OSError):
     """An object store (``s3://`` …) cannot be reached, refuses the credentials, lacks the bucket,
     or an object cannot be fetched after retries; the message names the URL (exit code 1)."""
+
+
+class EngineError(FploadError, RuntimeError):
+    """A distributed engine (Ray) is not installed, cannot be reached, or a task of it failed for a
+    reason other than fpload's own errors after its retries (exit code 1)."""

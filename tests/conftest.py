@@ -18,6 +18,11 @@ _spec = importlib.util.spec_from_file_location("fpload_tests_pg_fixture", Path(_
 _pg = sys.modules[_spec.name] = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_pg)
 pg_server, pg_url = _pg.pg_server, _pg.pg_url
+# the session's local Ray cluster (tests/ray_fixture.py): fixture ray_cluster
+_rspec = importlib.util.spec_from_file_location("fpload_tests_ray_fixture", Path(__file__).with_name("ray_fixture.py"))
+_rf = sys.modules[_rspec.name] = importlib.util.module_from_spec(_rspec)
+_rspec.loader.exec_module(_rf)
+ray_cluster = _rf.ray_cluster
 
 
 def pytest_collection_modifyitems(config, items):

@@ -31,6 +31,7 @@ from fpload.pack._config import PackConfig
 from fpload.pack._consent import consent_counts, effective_consent, with_head_consent
 from fpload.pack._encode import encode_batch
 from fpload.pack._plan import PackPlan, plan_version
+from fpload.pack._ray import starts_shard
 from fpload.pack._shard import ShardInfo, ShardWriter
 from fpload.versions._store import is_remote, local_path
 
@@ -235,7 +236,8 @@ def pack_version(catalog: Catalog, *, out: str | Path, name: str, where: str | N
                  filter: str | Path | None = None, config: PackConfig | None = None,
                  revision: int | None = None, parent: str | Path | None = None, workers: int = 1,
                  progress: bool = False, query_timeout: float | None = None,
-                 query_memory_limit: str | None = None, consent_date: date | str | None = None) -> PackResult:
+                 query_memory_limit: str | None = None, consent_date: date | str | None = None,
+                 engine: str = "local", address: str | None = None) -> PackResult:
     """Select samples from ``catalog`` and publish them as version ``out/name/<version_id>``.
 
     Everything is written under a temporary folder ``out/name/.tmp-HOST-PID-RANDOM`` that is
@@ -269,13 +271,22 @@ def pack_version(catalog: Catalog, *, out: str | Path, name: str, where: str | N
     the catalog holds any ``consent_until`` (then it enters the version id: pass ``consent_date``
     to reproduce a version on another day).
 
+    ``engine="ray"`` encodes on a Ray cluster (``address``: ``"auto"``, ``"ray://HOST:10001"``,
+    or None for Ray's default), one task per shard, writing into the same temporary folder (a
+    filesystem every node must see); the version id and files are the same as a local pack's (see
+    :mod:`fpload.pack._ray`); ``workers`` is then unused.
+
     Example::
 
         cat = open_catalog("catalog.duckdb")
         res = pack_version(cat, where="finger IN (2, 7) AND consent", out="versions",
                            name="index-fingers", config=PackConfig(encoding="raw"), workers=2)
         print(res.path, res.counts)
+        pack_version(cat, where="consent", out="/shared/versions", name="all", engine="ray", address="auto")
     """
+    from fpload._ray import check_engine
+
+    check_engine(engine, address)
     _validate_name(name)
     if is_remote(out):  # an object store: pack locally, upload, manifest last (fpload.pack._remote)
         from fpload.pack._remote import pack_remote
@@ -283,7 +294,7 @@ def pack_version(catalog: Catalog, *, out: str | Path, name: str, where: str | N
         return pack_remote(pack_version, catalog, out=str(out), name=name, where=where, filter=filter,
                            config=config, revision=revision, parent=parent, workers=workers, progress=progress,
                            query_timeout=query_timeout, query_memory_limit=query_memory_limit,
-                           consent_date=consent_date)
+                           consent_date=consent_date, engine=engine, address=address)
     out = local_path(out)
     cfg = config or PackConfig()
     rev = catalog.revision(revision)
@@ -321,8 +332,14 @@ def pack_version(catalog: Catalog, *, out: str | Path, name: str, where: str | N
     (tmp / formats.SHARDS_DIR).mkdir(parents=True)
     try:
         features = _feature_writer(tmp, plan, cfg, parent_version)
-        shards, shard_of = _write_shards(plan, settings, tmp / formats.SHARDS_DIR, cfg, workers, progress,
-                                         features)
+        if engine == "ray":
+            from fpload.pack import _ray
+
+            shards, shard_of = _ray.write_shards(plan, settings, tmp / formats.SHARDS_DIR, cfg, progress,
+                                                 features, address)
+        else:
+            shards, shard_of = _write_shards(plan, settings, tmp / formats.SHARDS_DIR, cfg, workers, progress,
+                                             features)
         _write_samples(plan, shard_of, tmp / formats.SAMPLES_NAME)
         manifest = {
             "schema_version": formats.MANIFEST_SCHEMA_VERSION,
@@ -421,10 +438,8 @@ def _write_shards(plan: PackPlan, settings: dict[str, Any], shard_dir: Path, cfg
             if features is not None:
                 features.add(row["index"], feats)
             size = sum(len(d) + 1024 for _, d in members)
-            if writer is not None and (
-                    writer.split != row["split"]
-                    or (max_samples and writer.samples >= max_samples)
-                    or (max_bytes and writer.samples and writer.bytes_written + size > max_bytes)):
+            if writer is not None and starts_shard(writer.split, writer.samples, writer.bytes_written,
+                                                   row["split"], size, max_samples, max_bytes):
                 shards.append(writer.close())
                 writer = None
             if writer is None:

@@ -1,0 +1,150 @@
+"""The Ray engine's plumbing shared by ``fpload pack --engine ray`` and ``catalog ingest --engine ray``.
+
+Ray is an optional extra (``pip install fpload[ray]``) imported only here, lazily. The driver
+connects to a cluster (:func:`connect`), runs a module-level function as Ray tasks over a bounded
+window, in order (:func:`ordered_map`), and gets fpload's own error back when a task raised one
+(a bad image stays one line naming the file); any other task failure, after Ray's retries, is an
+:class:`~fpload.errors.EngineError` naming the task.
+
+Example::
+
+    ray = connect("auto")                       # or None: a local Ray instance, or RAY_ADDRESS
+    task = remote(_probe_batch, retries=2)
+    for result in ordered_map(task, [(batch,) for batch in batches], window=4):
+        ...
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from typing import Any, Callable, Iterable, Iterator
+
+from fpload.errors import EngineError, FploadError, UsageError
+
+#: the engines ``--engine`` accepts
+ENGINES = ("local", "ray")
+#: how often a task that failed with an OSError (a flaky shared filesystem or store) or whose
+#: worker died is run again before the whole run fails
+TASK_RETRIES = 3
+#: seconds the driver waits for cancelled tasks to stop before it removes their temporary files
+CANCEL_WAIT_S = 60.0
+
+
+def check_engine(engine: str, address: str | None = None) -> str:
+    """``engine`` if it is one of :data:`ENGINES`; ``address`` only goes with ``ray``.
+
+    >>> check_engine("ray", "auto")
+    'ray'
+    """
+    if engine not in ENGINES:
+        raise UsageError(f"engine {engine!r} is not one of {', '.join(ENGINES)}")
+    if address is not None and engine != "ray":
+        raise UsageError(f"--address {address!r} needs --engine ray")
+    return engine
+
+
+def import_ray() -> Any:
+    """The ``ray`` module, or a one-line :class:`EngineError` saying how to install it."""
+    try:
+        import ray
+    except ImportError as err:
+        raise EngineError(f"--engine ray needs Ray, which is not installed ({err}); "
+                          "install it with: pip install 'fpload[ray]'") from None
+    return ray
+
+
+def connect(address: str | None = None) -> Any:
+    """Connect this process to a Ray cluster and return ``ray``.
+
+    ``address``: ``"auto"`` (a cluster started on this node with ``ray start --head``),
+    ``"ray://HOST:10001"`` (a remote cluster's client server), ``"HOST:6379"``, or None: Ray's
+    default (``RAY_ADDRESS`` when set, else a new local instance with this node's CPUs). A process
+    already connected (``ray.init`` called by the caller) keeps its connection.
+    """
+    ray = import_ray()
+    if ray.is_initialized():
+        return ray
+    try:
+        ray.init(address=address, include_dashboard=False, logging_level="WARNING",
+                 log_to_driver=False, configure_logging=False)
+    except (ConnectionError, ValueError, RuntimeError, TimeoutError) as err:
+        where = address or os.environ.get("RAY_ADDRESS") or "a new local instance"
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise EngineError(f"cannot connect to the Ray cluster at {where} ({first}); start one with "
+                          "`ray start --head` and pass --address auto, or give ray://HOST:10001") from None
+    return ray
+
+
+def cluster_cpus(ray: Any) -> int:
+    """CPUs of the connected cluster (at least 1)."""
+    try:
+        return max(1, int(ray.cluster_resources().get("CPU", 1)))
+    except Exception:  # noqa: BLE001 - a client connection may not report resources
+        return 1
+
+
+def remote(fn: Callable[..., Any], retries: int = TASK_RETRIES) -> Any:
+    """``fn`` as a Ray task run again up to ``retries`` times when its worker dies or it raises an
+    ``OSError`` (a flaky shared filesystem or store); fpload's data and usage errors (a bad image,
+    a folder the node cannot see) are ``ValueError``s, permanent, and fail at once."""
+    ray = import_ray()
+    return ray.remote(max_retries=retries, retry_exceptions=[OSError])(fn)
+
+
+def _unwrap(ray: Any, err: BaseException, what: str) -> BaseException:
+    """fpload's own error a task raised (unchanged, one line), or an :class:`EngineError`."""
+    cause = getattr(err, "cause", None)
+    if isinstance(cause, FploadError):
+        return cause
+    if isinstance(err, ray.exceptions.TaskCancelledError):
+        return EngineError(f"{what}: cancelled")
+    text = str(cause if cause is not None else err).strip()
+    first = text.splitlines()[-1] if text else type(err).__name__
+    return EngineError(f"{what} failed on Ray (OSErrors and lost workers are retried {TASK_RETRIES} "
+                       f"times): {first}")
+
+
+def ordered_map(task: Any, args: Iterable[tuple], window: int, what: str = "a Ray task",
+                on_submit: Callable[[int], None] | None = None) -> Iterator[Any]:
+    """Results of ``task.remote(*a)`` for every ``a`` of ``args``, in order, at most ``window`` in flight.
+
+    When a task fails (after its retries) or the consumer stops, every task still in flight is
+    cancelled and waited for (up to :data:`CANCEL_WAIT_S`), so nothing writes after this returns;
+    then the error is raised (fpload's own, or :class:`EngineError` naming ``what`` and the task's
+    position).
+    """
+    ray = import_ray()
+    pending: deque = deque()
+    source = iter(args)
+    n = 0
+
+    def submit() -> bool:
+        nonlocal n
+        nxt = next(source, None)
+        if nxt is None:
+            return False
+        pending.append((n, task.remote(*nxt)))
+        n += 1
+        if on_submit is not None:
+            on_submit(n)
+        return True
+
+    try:
+        while len(pending) < max(1, window) and submit():
+            pass
+        while pending:
+            i, ref = pending[0]
+            try:
+                result = ray.get(ref)
+            except ray.exceptions.RayError as err:
+                raise _unwrap(ray, err, f"{what} {i}") from None
+            pending.popleft()
+            submit()
+            yield result
+    finally:
+        if pending:
+            refs = [r for _, r in pending]
+            for r in refs:
+                ray.cancel(r)
+            ray.wait(refs, num_returns=len(refs), timeout=CANCEL_WAIT_S)

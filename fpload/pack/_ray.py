@@ -1,0 +1,205 @@
+"""``pack_version(..., engine="ray")``: one Ray task per shard, the same bytes as a local pack.
+
+The driver plans exactly as a local pack (:func:`fpload.pack._plan.plan_version`). Shard
+boundaries are the local packer's: a new shard at every split change, after
+``shard_max_samples`` samples, or before a sample that would take the shard past
+``shard_max_mb`` (:func:`starts_shard`). Sample sizes are known only once encoded, so:
+
+1. round one cuts at split changes and every ``shard_max_samples`` samples, and runs one task
+   per such shard: it encodes its samples (computing their feature rows), writes the shard into
+   the version's temporary folder under a provisional name (``part-000007.tar``) and returns its
+   :class:`ShardInfo`, every sample's member sizes and feature rows. A task that meets a byte cut
+   writes nothing (its range is not a shard);
+2. the driver feeds the feature rows, in order, to the same :class:`FeatureWriter` as a local
+   pack, computes the true boundaries from the sizes (:func:`cut_shards`), renames every
+   provisional shard whose range is a true shard (a shard's bytes do not depend on its name),
+   and runs round two, one task per remaining true shard (only where ``shard_max_mb`` cut:
+   those samples are encoded twice, features are not recomputed).
+
+Tasks write into the temporary folder the driver made (``out/NAME/.tmp-…``): on a multi-node
+cluster ``--out`` (or, for ``s3://`` outs, ``$TMPDIR``) must be a filesystem every node mounts at
+the same path; a node that cannot see it fails the pack with a one-line error. The driver
+publishes as a local pack does, so a failed pack publishes nothing; the driver keeps the plan,
+every sample's member sizes and one shard's feature rows at a time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+from pathlib import Path
+from typing import Any
+
+from fpload import formats
+from fpload.errors import EngineError, UsageError
+from fpload.pack._encode import encode_sample
+from fpload.pack._plan import PackPlan
+from fpload.pack._shard import ShardInfo, ShardWriter
+
+_BLOCK = 512
+#: the provisional stem of round one's ``k``-th shard
+_PART = "part-{:06d}"
+
+
+def tar_bytes(lengths: list[int]) -> int:
+    """Bytes a sample with members of these sizes takes in a shard (a header and padding per member)."""
+    return sum(_BLOCK + n + (-n % _BLOCK) for n in lengths)
+
+
+def starts_shard(open_split: str | None, samples: int, written: int, split: str, size: int,
+                 max_samples: int | None, max_bytes: int | None) -> bool:
+    """Whether the local packer closes the open shard before a sample of ``split`` and ``size``
+    (its members' bytes plus 1 KiB each): the split changes, the shard holds ``max_samples``, or
+    the sample would take its ``written`` bytes past ``max_bytes``."""
+    if open_split is None:
+        return False
+    return (open_split != split or bool(max_samples and samples >= max_samples)
+            or bool(max_bytes and samples and written + size > max_bytes))
+
+
+def cut_shards(splits: list[str], lengths: list[list[int]] | None, max_samples: int | None,
+               max_bytes: int | None) -> list[tuple[int, int]]:
+    """``[start, stop)`` of every shard of samples with these splits and member sizes, as the local
+    packer cuts them; without ``lengths`` the byte limit is ignored.
+
+    >>> cut_shards(["train"] * 5 + ["val"], None, 2, None)
+    [(0, 2), (2, 4), (4, 5), (5, 6)]
+    """
+    out: list[tuple[int, int]] = []
+    start, open_split, samples, written = 0, None, 0, 0
+    for i, split in enumerate(splits):
+        size = sum(n + 1024 for n in lengths[i]) if lengths is not None else 0
+        if starts_shard(open_split, samples, written, split, size, max_samples,
+                        max_bytes if lengths is not None else None):
+            out.append((start, i))
+            open_split = None
+        if open_split is None:
+            start, open_split, samples, written = i, split, 0, 0
+        samples += 1
+        written += tar_bytes(lengths[i]) if lengths is not None else 0
+    if open_split is not None:
+        out.append((start, len(splits)))
+    return out
+
+
+def _shard_task(rows: list[dict[str, Any]], settings: dict[str, Any], job: Any, compute: list | None,
+                shard_dir: str, stem: str, max_bytes: int | None) -> tuple[ShardInfo | None, list, list]:
+    """Encode ``rows`` (and their feature rows, where ``compute`` names extractors), write them as the
+    shard ``shard_dir/stem``; returns its info (None when a byte cut fell inside), every sample's
+    member sizes and feature rows. Runs in a Ray worker."""
+    folder = Path(shard_dir)
+    if not folder.is_dir():
+        raise UsageError(f"{folder}: the pack's temporary folder is not visible on Ray node {socket.gethostname()}; "
+                         "on a multi-node cluster --out (or $TMPDIR for an s3:// out) must be a filesystem "
+                         "that every node mounts at the same path")
+    writer: ShardWriter | None = ShardWriter(folder / stem, rows[0]["split"])
+    lengths: list[list[int]] = []
+    features: list = []
+    try:
+        for i, row in enumerate(rows):
+            task = (row, settings, job, compute[i]) if compute is not None else (row, settings)
+            members, feats = encode_sample(task)
+            lengths.append([len(d) for _, d in members])
+            features.append(feats)
+            if writer is None:
+                continue
+            size = sum(len(d) + 1024 for _, d in members)
+            if starts_shard(writer.split, writer.samples, writer.bytes_written, row["split"], size, None, max_bytes):
+                writer.abort()  # a byte cut inside: round two writes the true shards
+                writer = None
+                continue
+            writer.add(row["sample_id"], members)
+        info = writer.close() if writer is not None else None
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    return info, lengths, features
+
+
+def _progress(show: bool):
+    if not show:
+        return None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("packing on Ray"), BarColumn(), MofNCompleteColumn(), TextColumn("shards"),
+                    TimeRemainingColumn(), transient=True)
+
+
+def write_shards(plan: PackPlan, settings: dict[str, Any], shard_dir: Path, cfg: Any, progress: bool,
+                 features: Any = None, address: str | None = None) -> tuple[list[ShardInfo], list[str]]:
+    """The Ray engine's counterpart of the local ``_write_shards``: the same shards (infos in order)
+    and every sample's shard file name; ``features`` (a :class:`FeatureWriter`) gets every row in order."""
+    from fpload import _ray
+
+    ray = _ray.connect(address)
+    task = _ray.remote(_shard_task)
+    window = 2 * _ray.cluster_cpus(ray)
+    max_bytes = int(cfg.shard_max_mb * 1e6) if cfg.shard_max_mb else None
+    rows = plan.rows
+    splits = [r["split"] for r in rows]
+    job = features.job if features is not None else None
+    first = cut_shards(splits, None, cfg.shard_max_samples, None)
+    bar = _progress(progress)
+    bar_task = bar.add_task("pack", total=len(first)) if bar else None
+
+    def round_one():
+        for k, (a, b) in enumerate(first):
+            compute = [features.compute_set(i) for i in range(a, b)] if features is not None else None
+            yield rows[a:b], settings, job, compute, str(shard_dir), _PART.format(k), max_bytes
+
+    lengths: list[list[int]] = [[] for _ in rows]
+    made: dict[tuple[int, int], tuple[int, ShardInfo]] = {}
+    if bar:
+        bar.start()
+    try:
+        for k, (info, lens, feats) in enumerate(_ray.ordered_map(task, round_one(), window, "shard task")):
+            a, b = first[k]
+            lengths[a:b] = lens
+            if features is not None:
+                for i, f in zip(range(a, b), feats):
+                    features.add(i, f)
+            if info is not None:
+                made[(a, b)] = (k, info)
+            if bar:
+                bar.advance(bar_task)
+        true = cut_shards(splits, lengths, cfg.shard_max_samples, max_bytes)
+        shards: list[ShardInfo | None] = []
+        numbers: dict[str, int] = {}
+        stems: list[str] = []
+        redo: list[int] = []
+        for j, (a, b) in enumerate(true):
+            n = numbers.get(splits[a], 0)
+            numbers[splits[a]] = n + 1
+            stem = formats.shard_name(splits[a], n)
+            stems.append(stem)
+            hit = made.pop((a, b), None)
+            if hit is None:
+                shards.append(None)
+                redo.append(j)
+                continue
+            part = _PART.format(hit[0])
+            for suffix in (".tar", ".idx"):
+                (shard_dir / (part + suffix)).rename(shard_dir / (stem + suffix))
+            shards.append(dataclasses.replace(hit[1], file=stem + ".tar", index_file=stem + ".idx"))
+        for k, _info in made.values():  # provisional shards that are not true shards
+            for suffix in (".tar", ".idx"):
+                (shard_dir / (_PART.format(k) + suffix)).unlink(missing_ok=True)
+        if redo and bar:
+            bar.update(bar_task, total=len(first) + len(redo))
+        args = ((rows[true[j][0]:true[j][1]], settings, None, None, str(shard_dir), stems[j], None) for j in redo)
+        for j, (info, lens, _) in zip(redo, _ray.ordered_map(task, args, window, "shard task (round two)")):
+            a, b = true[j]
+            if info is None or lens != lengths[a:b]:
+                raise EngineError(f"shard {stems[j]}: samples {a}-{b - 1} encoded to other sizes on the second "
+                                  "pass (a nondeterministic encoder?); nothing was published")
+            shards[j] = info
+            if bar:
+                bar.advance(bar_task)
+    finally:
+        if bar:
+            bar.stop()
+    shard_of = [""] * len(rows)
+    for (a, b), stem in zip(true, stems):
+        shard_of[a:b] = [stem + ".tar"] * (b - a)
+    return [s for s in shards if s is not None], shard_of

@@ -1,0 +1,147 @@
+"""``pack_version(..., engine="ray")`` / ``fpload pack --engine ray``: the same version as a local pack.
+
+The Ray tests share one local cluster (tests/ray_fixture.py) and stay small: tens of samples of
+48×40 pixels, a handful of shards.
+"""
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from fpload.catalog import open_catalog
+from fpload.cli import main
+from fpload.errors import EngineError, ImageError, UsageError
+from fpload.pack import PackConfig, pack_version
+from fpload.pack._ray import cut_shards, starts_shard
+from fpload.pack._shard import ShardWriter
+from fpload.testing import make_captures
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _assert_same_version(a: Path, b: Path) -> None:
+    fa, fb = _files(a), _files(b)
+    assert fa.keys() == fb.keys()
+    for name in fa:
+        if name == "manifest.json":  # created_at is the one field outside the id
+            ma, mb = json.loads(fa[name]), json.loads(fb[name])
+            ma.pop("created_at"), mb.pop("created_at")
+            assert ma == mb
+        else:
+            assert fa[name] == fb[name], name
+
+
+# -- the shard boundaries (no Ray needed) ------------------------------------------------------
+
+@settings(max_examples=60, deadline=None)
+@given(samples=st.lists(st.tuples(st.sampled_from(["train", "val", "test"]),
+                                  st.lists(st.integers(0, 3000), min_size=1, max_size=4)),
+                        min_size=1, max_size=40),
+       max_samples=st.one_of(st.none(), st.integers(1, 9)),
+       max_bytes=st.one_of(st.none(), st.integers(1, 20000)))
+def test_cut_shards_matches_real_shard_writers(samples, max_samples, max_bytes):
+    """cut_shards from member sizes alone = the boundaries that real ShardWriters, fed those members
+    under the local packer's rule, end up with (tar sizes computed, not measured)."""
+    if max_samples is None and max_bytes is None:
+        max_samples = 5
+    samples.sort(key=lambda s: ["train", "val", "test"].index(s[0]))  # a plan orders by split
+    splits = [s for s, _ in samples]
+    lengths = [lens for _, lens in samples]
+    expected, start = [], 0
+    with tempfile.TemporaryDirectory() as tmp:
+        writer = None
+        for i, (split, lens) in enumerate(samples):
+            members = [(f"m{j}", b"\x00" * n) for j, n in enumerate(lens)]
+            size = sum(n + 1024 for n in lens)
+            if writer is not None and starts_shard(writer.split, writer.samples, writer.bytes_written, split, size,
+                                                   max_samples, max_bytes):
+                writer.close()
+                expected.append((start, i))
+                writer = None
+            if writer is None:
+                writer, start = ShardWriter(Path(tmp) / f"s{i}", split), i
+            writer.add(f"k{i}", members)
+        writer.close()
+        expected.append((start, len(samples)))
+    assert cut_shards(splits, lengths, max_samples, max_bytes) == expected
+    # without sizes only splits and counts cut: every such range is a union of true shards
+    coarse = cut_shards(splits, None, max_samples, None)
+    starts = {a for a, _ in expected}
+    assert {a for a, _ in coarse} <= starts
+
+
+def test_engine_and_address_are_checked(tmp_path, catalog):
+    with pytest.raises(UsageError, match="engine 'spark' is not one of local, ray"):
+        pack_version(catalog, out=tmp_path / "out", name="v", where="consent", engine="spark")
+    with pytest.raises(UsageError, match="--address 'auto' needs --engine ray"):
+        pack_version(catalog, out=tmp_path / "out", name="v", where="consent", address="auto")
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_ray_names_the_extra(monkeypatch):
+    from fpload import _ray
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    with pytest.raises(EngineError, match=r"pip install 'fpload\[ray\]'") as info:
+        _ray.connect("auto")
+    assert "\n" not in str(info.value)
+
+
+# -- on the session's local Ray cluster --------------------------------------------------------
+
+@pytest.mark.ray
+def test_ray_pack_is_the_local_pack_byte_for_byte(tmp_path, catalog, ray_cluster, capsys):
+    """Features on, several shards per split: same id and files, through the API and the CLI."""
+    cfg = PackConfig(encoding="png", shard_max_samples=7)
+    local = pack_version(catalog, out=tmp_path / "local", name="v", where="consent", config=cfg, workers=1)
+    on_ray = pack_version(catalog, out=tmp_path / "ray", name="v", where="consent", config=cfg, engine="ray")
+    assert len(local.manifest["shards"]) > 3 and local.manifest.get("features")
+    assert on_ray.version_id == local.version_id and on_ray.created
+    _assert_same_version(local.path, on_ray.path)
+    assert not list((tmp_path / "ray" / "v").glob(".tmp-*"))
+    # the CLI, config by file: the same version again
+    (tmp_path / "pack.yaml").write_text("encoding: png\nshard_max_samples: 7\n")
+    code = main(["pack", "--where", "consent", "--catalog", str(catalog.path), "--config", str(tmp_path / "pack.yaml"),
+                 "--out", str(tmp_path / "cli"), "--name", "v", "--engine", "ray", "--json"])
+    assert code == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["version_id"] == local.version_id
+    _assert_same_version(local.path, Path(got["path"]))
+
+
+@pytest.mark.ray
+def test_ray_pack_where_shard_max_mb_cuts(tmp_path, catalog, ray_cluster):
+    """Byte limits cut inside most of round one's ranges (round two writes those true shards), not
+    inside the last split's (its round-one shard is kept): same bytes."""
+    cfg = PackConfig(encoding="raw", shard_max_samples=7, shard_max_mb=0.045)
+    local = pack_version(catalog, out=tmp_path / "local", name="v", where="consent", config=cfg, workers=1)
+    sizes = [s["samples"] for s in local.manifest["shards"]]
+    assert max(sizes) < 7  # the byte limit, not the count, cut them
+    on_ray = pack_version(catalog, out=tmp_path / "ray", name="v", where="consent", config=cfg, engine="ray")
+    assert on_ray.version_id == local.version_id
+    _assert_same_version(local.path, on_ray.path)
+    assert sorted(p.name for p in (on_ray.path / "shards").iterdir() if p.name.startswith("part-")) == []
+
+
+@pytest.mark.ray
+def test_failed_ray_pack_publishes_nothing(tmp_path, ray_cluster):
+    """A task that fails for good (a source changed since it was catalogued) fails the pack with the
+    local pack's one-line error; no version, no temporary folder is left."""
+    meta = make_captures(tmp_path / "caps", subjects=3, fingers=2, impressions=2, seed=4)
+    cat = open_catalog(tmp_path / "cat.duckdb")
+    cat.ingest(meta)
+    victim = sorted((tmp_path / "caps" / "images").iterdir())[-1]
+    victim.write_bytes(victim.read_bytes() + b"tampered")
+    cfg = PackConfig(encoding="png", shard_max_samples=3)
+    with pytest.raises(ImageError) as info:
+        pack_version(cat, out=tmp_path / "out", name="v", where="consent", config=cfg, engine="ray")
+    msg = str(info.value)
+    assert "\n" not in msg and str(victim) in msg and "changed since it was catalogued" in msg
+    assert list((tmp_path / "out" / "v").iterdir()) == []
+    cat.close()
