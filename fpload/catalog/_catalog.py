@@ -371,7 +371,8 @@ class Catalog:
     def ingest(self, metadata: str | Path, *, images_root: str | Path | None = None,
                workers: int = 4, progress: bool = False, message: str | None = None,
                update: bool = False, allow_outside: bool = False,
-               limits: _ingest.ImageLimits | None = None) -> IngestReport:
+               limits: _ingest.ImageLimits | None = None, engine: str = "local",
+               address: str | None = None) -> IngestReport:
         """Add the images a metadata file (CSV, Parquet or JSONL) names.
 
         Rows name images by ``file``, relative to ``images_root`` (default: the metadata file's
@@ -382,9 +383,17 @@ class Catalog:
         :class:`DuplicateSampleError` naming the first changed sample and field, or, with
         ``update=True``, writes the changes as part of a new revision.
 
+        ``engine="ray"`` reads and checks the images in Ray tasks on the cluster at ``address``
+        (``"auto"``, ``"ray://HOST:10001"``, None: Ray's default; every node must see the images);
+        the revision written is the same as a local ingest's.
+
         >>> cat.ingest("captures/metadata.csv", update=True)   # doctest: +SKIP
         IngestReport(revision=3, added=0, duplicates=39, rows=40, changed=1)
+        >>> cat.ingest("/shared/captures/metadata.csv", engine="ray", address="auto")   # doctest: +SKIP
         """
+        from fpload._ray import check_engine
+
+        check_engine(engine, address)
         metadata = Path(metadata)
         base = str(images_root) if images_root is not None else str(metadata.parent)
         raw_rows = _ingest.read_metadata(metadata)
@@ -397,8 +406,14 @@ class Catalog:
                 raise MetadataError(f"{metadata}: row {n} (file={raw.get('file')!r}): {err}") from None
             row["_row"] = n
             rows.append(row)
-        probed = _progress_map(_ingest.iter_probed([r["uri"] for r in rows], workers, limits),
-                               len(rows), "probing images", progress)
+        uris = [r["uri"] for r in rows]
+        if engine == "ray":
+            from fpload.catalog._ray_ingest import iter_probed_ray
+
+            probing = iter_probed_ray(uris, limits, address)
+        else:
+            probing = _ingest.iter_probed(uris, workers, limits)
+        probed = _progress_map(probing, len(rows), "probing images", progress)
         for row, info in zip(rows, probed):
             row.update(info)
         # conflicts inside the file, then against the catalog's head

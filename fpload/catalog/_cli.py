@@ -15,6 +15,7 @@ import typer
 from rich.table import Table
 
 from fpload.errors import UsageError
+from fpload._cli_common import AddressOpt, EngineOpt
 from fpload._cli_common import (CatalogOpt, JsonOpt, QueryMemoryOpt, QueryTimeoutOpt, RevOpt, err, filter_path,
                                 open_cli_catalog, out, print_json)
 
@@ -104,6 +105,8 @@ def catalog_ingest(
                                        "in MiB."),
     max_image_pixels: int = typer.Option(64_000_000, "--max-image-pixels", min=1, help="Largest image "
                                          "accepted, in pixels (width × height): refuses decompression bombs."),
+    engine: Optional[str] = EngineOpt,
+    address: Optional[str] = AddressOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Add the images a metadata file names; creates the catalog if needed.
@@ -115,13 +118,16 @@ def catalog_ingest(
     changed metadata it fails naming the sample and field, unless --update is given.
 
     Example: fpload catalog ingest captures/metadata.csv --catalog cat.duckdb --update
+             fpload catalog ingest /shared/captures/metadata.csv --engine ray --address auto
     """
     from fpload.catalog._image import ImageLimits
+    from fpload.config import env_engine
 
     limits = ImageLimits(max_bytes=int(max_image_mb * (1 << 20)), max_pixels=max_image_pixels)
     with open_cli_catalog(catalog, create=True) as cat:
         rep = cat.ingest(metadata, images_root=images, workers=workers, progress=not as_json,
-                         message=message, update=update, allow_outside=allow_outside, limits=limits)
+                         message=message, update=update, allow_outside=allow_outside, limits=limits,
+                         engine=engine or env_engine(), address=address)
     if as_json:
         print_json(rep.__dict__)
     elif rep.revision is None:
