@@ -45,7 +45,29 @@ def test_pack_bench_tiny(tmp_path, capsys):
     lines = _lines(tmp_path / "pack.jsonl")
     assert len(lines) == len(results) and all(line["bench"] == "pack" for line in lines)
     assert (tmp_path / "pack.png").stat().st_size > 0
-    assert "× wds-shardwriter" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "× wds-shardwriter" in out
+    # the engine comparison: local ×1, local ×2, Ray with 2 CPUs (Ray is in the test extra)
+    engines = {(r.get("engine"), r["workers"]) for r in results if r["contender"] == "fpload-pack"}
+    assert {("local", 1), ("local", 2), ("ray", 2)} <= engines
+    assert all(r["driver_rss_growth_mb"] is not None for r in results if r["contender"] == "fpload-pack")
+    assert "cost per sample by size" in out and "fpload-pack ray ×2" in out
+
+
+def test_pack_scaling_fit_and_driver_bytes_per_sample():
+    from fpload.bench._pack import scaling
+
+    runs = [{"contender": "fpload-pack", "engine": "ray", "workers": 2, "samples": n, "seconds": 2.0 + 0.001 * n,
+             "cpu_s": 0.002 * n, "driver_rss_growth_mb": 10.0 + 300e-6 * n} for n in (1000, 10_000, 100_000)]
+    runs.append({"contender": "wds-shardwriter", "workers": 1, "samples": 1000, "seconds": 1.0, "cpu_s": 1.0})
+    rows = {r["label"]: r for r in scaling(runs)}
+    ray = rows["fpload-pack ray ×2"]
+    assert ray["fit_s_per_sample"] == pytest.approx(0.001) and ray["fit_fixed_s"] == pytest.approx(2.0)
+    assert ray["extrapolated_s"] == pytest.approx(2.0 + 1000.0)
+    assert ray["driver_bytes_per_sample"] == 300
+    assert ray["wall_us_per_sample"] == [3000.0, 1200.0, 1020.0] and ray["spread"] == pytest.approx(3000 / 1020, 1e-3)
+    base = rows["wds-shardwriter"]
+    assert "extrapolated_s" not in base and base["wall_us_per_sample"] == [1000.0]
 
 
 def test_catalog_bench_tiny_through_the_cli(tmp_path):
