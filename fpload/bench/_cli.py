@@ -58,7 +58,8 @@ def pack_command(
     size: str = typer.Option("small", "--size", help=_SIZE_HELP),
     out: Path = typer.Option(Path("bench-results"), "--out", help="Results folder (JSON lines, plot, data cache)."),
 ) -> None:
-    """fpload pack (PNG transcoding) at 1..cores workers against webdataset's ShardWriter.
+    """fpload pack (PNG transcoding) at 1..cores workers and on Ray (2 CPUs) against webdataset's ShardWriter;
+    cost per sample by size and the driver's bytes per sample.
 
     Example: fpload bench pack --size full
     """

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import socket
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -153,16 +154,18 @@ def write_shards(plan: PackPlan, settings: dict[str, Any], shard_dir: Path, cfg:
     if bar:
         bar.start()
     try:
-        for k, (info, lens, feats) in enumerate(_ray.ordered_map(task, round_one(), window, "shard task")):
-            a, b = first[k]
-            lengths[a:b] = lens
-            if features is not None:
-                for i, f in zip(range(a, b), feats):
-                    features.add(i, f)
-            if info is not None:
-                made[(a, b)] = (k, info)
-            if bar:
-                bar.advance(bar_task)
+        # closing(): a failure here (a feature row refused) cancels the tasks still in flight
+        with closing(_ray.ordered_map(task, round_one(), window, "shard task")) as results:
+            for k, (info, lens, feats) in enumerate(results):
+                a, b = first[k]
+                lengths[a:b] = lens
+                if features is not None:
+                    for i, f in zip(range(a, b), feats):
+                        features.add(i, f)
+                if info is not None:
+                    made[(a, b)] = (k, info)
+                if bar:
+                    bar.advance(bar_task)
         true = cut_shards(splits, lengths, cfg.shard_max_samples, max_bytes)
         shards: list[ShardInfo | None] = []
         numbers: dict[str, int] = {}
@@ -188,14 +191,15 @@ def write_shards(plan: PackPlan, settings: dict[str, Any], shard_dir: Path, cfg:
         if redo and bar:
             bar.update(bar_task, total=len(first) + len(redo))
         args = ((rows[true[j][0]:true[j][1]], settings, None, None, str(shard_dir), stems[j], None) for j in redo)
-        for j, (info, lens, _) in zip(redo, _ray.ordered_map(task, args, window, "shard task (round two)")):
-            a, b = true[j]
-            if info is None or lens != lengths[a:b]:
-                raise EngineError(f"shard {stems[j]}: samples {a}-{b - 1} encoded to other sizes on the second "
-                                  "pass (a nondeterministic encoder?); nothing was published")
-            shards[j] = info
-            if bar:
-                bar.advance(bar_task)
+        with closing(_ray.ordered_map(task, args, window, "shard task (round two)")) as results:
+            for j, (info, lens, _) in zip(redo, results):
+                a, b = true[j]
+                if info is None or lens != lengths[a:b]:
+                    raise EngineError(f"shard {stems[j]}: samples {a}-{b - 1} encoded to other sizes on the "
+                                      "second pass (a nondeterministic encoder?); nothing was published")
+                shards[j] = info
+                if bar:
+                    bar.advance(bar_task)
     finally:
         if bar:
             bar.stop()

@@ -145,3 +145,17 @@ def test_failed_ray_pack_publishes_nothing(tmp_path, ray_cluster):
     assert "\n" not in msg and str(victim) in msg and "changed since it was catalogued" in msg
     assert list((tmp_path / "out" / "v").iterdir()) == []
     cat.close()
+
+
+@pytest.mark.ray
+def test_ray_pack_to_an_object_store(tmp_path, catalog, ray_cluster, s3_bucket):
+    """--out s3://…: the tasks write into the local staging folder, the driver uploads, manifest last."""
+    from fpload.versions import open_version
+
+    cfg = PackConfig(encoding="raw-lz4", shard_max_samples=9)
+    local = pack_version(catalog, out=tmp_path / "local", name="v", where="consent", config=cfg)
+    res = pack_version(catalog, out=f"{s3_bucket}/versions", name="v", where="consent", config=cfg, engine="ray")
+    assert res.version_id == local.version_id and res.path == f"{s3_bucket}/versions/v/{local.version_id}"
+    remote = open_version(res.path)
+    assert remote.manifest["shards"] == local.manifest["shards"]
+    assert remote.manifest["features"] == local.manifest["features"]
