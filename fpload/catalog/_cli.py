@@ -14,6 +14,7 @@ from typing import Any, Optional
 import typer
 from rich.table import Table
 
+from fpload.config import env_engine
 from fpload.errors import UsageError
 from fpload._cli_common import AddressOpt, EngineOpt
 from fpload._cli_common import (CatalogOpt, JsonOpt, QueryMemoryOpt, QueryTimeoutOpt, RevOpt, err, filter_path,
@@ -121,7 +122,6 @@ def catalog_ingest(
              fpload catalog ingest /shared/captures/metadata.csv --engine ray --address auto
     """
     from fpload.catalog._image import ImageLimits
-    from fpload.config import env_engine
 
     limits = ImageLimits(max_bytes=int(max_image_mb * (1 << 20)), max_pixels=max_image_pixels)
     with open_cli_catalog(catalog, create=True) as cat:
