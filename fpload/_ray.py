@@ -66,7 +66,7 @@ def connect(address: str | None = None) -> Any:
     if ray.is_initialized():
         return ray
     try:
-        ray.init(address=address, include_dashboard=False, logging_level="WARNING",
+        ray.init(address=address, include_dashboard=False, logging_level="ERROR",
                  log_to_driver=False, configure_logging=False)
     except (ConnectionError, ValueError, RuntimeError, TimeoutError) as err:
         where = address or os.environ.get("RAY_ADDRESS") or "a new local instance"
