@@ -7,7 +7,7 @@ boundaries are the local packer's: a new shard at every split change, after
 
 1. round one cuts at split changes and every ``shard_max_samples`` samples, and runs one task
    per such shard: it encodes its samples (computing their feature rows), writes the shard into
-   the version's temporary folder under a provisional name (``part-000007.tar``) and returns its
+   the version's temporary folder under a provisional name (``~part-000007.tar``) and returns its
    :class:`ShardInfo`, every sample's member sizes and feature rows. A task that meets a byte cut
    writes nothing (its range is not a shard);
 2. the driver feeds the feature rows, in order, to the same :class:`FeatureWriter` as a local
@@ -38,8 +38,8 @@ from fpload.pack._plan import PackPlan
 from fpload.pack._shard import ShardInfo, ShardWriter
 
 _BLOCK = 512
-#: the provisional stem of round one's ``k``-th shard
-_PART = "part-{:06d}"
+#: the provisional stem of round one's ``k``-th shard: '~' is in no split name, so no shard is called so
+_PART = "~part-{:06d}"
 
 
 def tar_bytes(lengths: list[int]) -> int:

@@ -126,7 +126,7 @@ def test_ray_pack_where_shard_max_mb_cuts(tmp_path, catalog, ray_cluster):
     on_ray = pack_version(catalog, out=tmp_path / "ray", name="v", where="consent", config=cfg, engine="ray")
     assert on_ray.version_id == local.version_id
     _assert_same_version(local.path, on_ray.path)
-    assert sorted(p.name for p in (on_ray.path / "shards").iterdir() if p.name.startswith("part-")) == []
+    assert sorted(p.name for p in (on_ray.path / "shards").iterdir() if p.name.startswith("~part-")) == []
 
 
 @pytest.mark.ray
@@ -159,3 +159,15 @@ def test_ray_pack_to_an_object_store(tmp_path, catalog, ray_cluster, s3_bucket):
     remote = open_version(res.path)
     assert remote.manifest["shards"] == local.manifest["shards"]
     assert remote.manifest["features"] == local.manifest["features"]
+
+
+@pytest.mark.ray
+def test_ray_pack_with_any_split_names(tmp_path, catalog, ray_cluster):
+    """Provisional shard names cannot be a split's shard names (a split may be called 'part')."""
+    cfg = PackConfig(encoding="passthrough", shard_max_samples=3, splits={"train": 0.5, "part": 0.5},
+                     features={"enabled": False})
+    local = pack_version(catalog, out=tmp_path / "local", name="v", where="consent", config=cfg)
+    assert any(s["file"].startswith("part-") for s in local.manifest["shards"])
+    on_ray = pack_version(catalog, out=tmp_path / "ray", name="v", where="consent", config=cfg, engine="ray")
+    assert on_ray.version_id == local.version_id
+    _assert_same_version(local.path, on_ray.path)
