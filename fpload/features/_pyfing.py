@@ -21,7 +21,8 @@ Arrays (``N`` samples, ``GH × GW`` the version's block grid, as the built-ins):
   counter-clockwise and are mirrored), the normalised block mean of the pixels inside the mask;
   ``(0, 0)`` on blocks without mask pixels.
 - ``pyfing_frequency`` ``float16 [N, GH, GW]``: ridge frequency in cycles per pixel, 1 / the
-  block mean of pyfing's ridge period over mask pixels; 0 where it has none.
+  block mean of pyfing's ridge period over mask pixels whose period is plausible (2–40 px at
+  500 dpi); 0 where it has none.
 - ``minutiae`` ``float32 [N, K, 4]``: ``(x, y, angle, type)`` per minutia, ``K`` =
   ``max_minutiae`` (128 by default), the ``minutiae_count`` first rows used and sorted by
   pyfing's quality (the most reliable first; when more are found, the lowest-quality ones are
@@ -57,6 +58,9 @@ import numpy as np
 from fpload.errors import ConfigError
 from fpload.features._builtin import Builtin, ImageAnalysis, Output
 
+#: ridge periods (pixels at 500 dpi) outside which a pyfing period is taken as undefined (SNFFE
+#: returns any real number near the mask's rim, negative ones too)
+PERIOD_RANGE = (2.0, 40.0)
 #: the minutiae rows kept per sample when the config does not say
 DEFAULT_MAX_MINUTIAE = 128
 ENDING, BIFURCATION = 1, 2
@@ -289,7 +293,8 @@ def _ext_frequency(an: ImageAnalysis, method: str, dpi: int, algorithms: dict,
     if res["period"] is None:
         return {"pyfing_frequency": np.zeros((an.hb, an.wb), np.float16)}
     period = np.asarray(res["period"], np.float64)
-    good = (res["mask"] > 0) & np.isfinite(period) & (period > 0)
+    lo, hi = PERIOD_RANGE[0] * dpi / 500, PERIOD_RANGE[1] * dpi / 500
+    good = (res["mask"] > 0) & np.isfinite(period) & (period >= lo) & (period <= hi)
     total = _block_sums(an, np.where(good, period, 0))
     count = _block_sums(an, good)
     freq = np.where(count > 0, count / np.where(total > 0, total, 1), 0)
