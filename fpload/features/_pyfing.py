@@ -88,7 +88,23 @@ def import_pyfing() -> Any:
     except ImportError as err:
         raise ConfigError(f"features: the pyfing extractors need the optional extra: "
                           f"pip install 'fpload[pyfing]' ({err})") from None
+    _one_thread_in_workers()
     return pyfing
+
+
+@lru_cache(maxsize=1)
+def _one_thread_in_workers() -> None:
+    """In a worker process (the pack's encode workers run one per core) torch and OpenCV use one
+    thread each, as torch's own DataLoader workers do, instead of one per core in every worker."""
+    import multiprocessing
+
+    if multiprocessing.parent_process() is None:
+        return
+    import cv2
+    import torch
+
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
 
 
 def library_versions(deep: bool) -> dict[str, str]:

@@ -199,3 +199,15 @@ def test_pack_writes_pyfing_arrays_and_reuses_them_only_when_identical(synth_cat
     assert calls.count("GMFS") >= 4
     got = json.loads(json.dumps(open_features(other.path).spec("pyfing_foreground").params))
     assert got["library"]["pyfing"] == "0.0.1"
+
+
+def test_pack_workers_compute_the_same_arrays_as_in_process(synth_catalog):
+    """Encode workers (one torch/OpenCV thread each) give the in-process pack's arrays."""
+    cat, root = synth_catalog
+    cfg = PackConfig(shard_max_samples=4, features=FeaturesConfig(extractors=CLASSICAL))
+    one = pack_version(cat, out=root / "w1", name="pf", where="consent", config=cfg, workers=1)
+    two = pack_version(cat, out=root / "w2", name="pf", where="consent", config=cfg, workers=2)
+    a, b = open_features(one.path), open_features(two.path)
+    assert one.version_id == two.version_id
+    for name in a.names:
+        np.testing.assert_array_equal(a.load(name), b.load(name), err_msg=name)
