@@ -161,6 +161,9 @@ class Loader:
         warp = cfg.augment.ops.warp
         self._warp = warp if uses_ops and warp.enabled else None
         self._centroid = self._transforms and self._warp is not None and warp.center_mode == "foreground"
+        if self._transforms:  # stored (height, width) by global index, for the crop offsets
+            s = self.version.samples
+            self._stored_hw = np.stack([s.column("height").to_numpy(), s.column("width").to_numpy()], 1)
         self._source = SplitSource(self.version, split)
         #: the version labels of the split, sorted: position k is split label k
         self._split_labels = np.unique(self._source.label)
@@ -477,9 +480,7 @@ class Loader:
             cols, rows = (np.asarray(o.as_cpu().as_tensor() if self.device == "gpu" else o.as_tensor())
                           for o in outs[1:3])
             centers = [centroid(cols[k], rows[k]) for k in range(n)]
-        s = self.version.samples
-        stored = np.stack([s.column("height").to_numpy()[index], s.column("width").to_numpy()[index]], 1)
-        mats, grids = warp_transforms(index, epoch, seed=self.config.seed, warp=self._warp, stored=stored,
+        mats, grids = warp_transforms(index, epoch, seed=self.config.seed, warp=self._warp, stored=self._stored_hw[index],
                                       in_size=self.image_size, centers=centers)
         return {"warp_matrix": torch.from_numpy(mats).to(self._torch_device),
                 "warp_grid": torch.from_numpy(grids).to(self._torch_device)}
