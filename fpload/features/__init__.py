@@ -21,6 +21,11 @@ as bytes: ``bytes(zarr.open_group(path)["sample_id"][i]).hex()``.
 
 The built-in quality score is an NFIQ-inspired proxy, **not NFIQ 2** (see
 :mod:`fpload.features._builtin`).
+
+With the ``fpload[pyfing]`` extra the field's reference estimators are extractors too:
+``pyfing.segmentation``, ``pyfing.orientation``, ``pyfing.frequency`` (``method: classical`` or
+``deep``) and ``pyfing.minutiae`` (LEADER; padded ``minutiae [N, K, 4]`` and ``minutiae_count``),
+see :mod:`fpload.features._pyfing`; :func:`pyfing_recovery` scores LEADER against synthetic truth.
 """
 
 from fpload.features._builtin import BUILTINS
@@ -29,12 +34,15 @@ from fpload.features._cache import (FeatureCache, FeatureSpec, open_features, ro
 from fpload.features._config import DEFAULT_EXTRACTORS, ExtractorSpec, FeaturesConfig
 from fpload.features._extract import (ENTRY_POINT_GROUP, Extractor, FeatureJob, extract_features,
                                       resolve_extractors, run_extractors)
+from fpload.features._pyfing import PYFING_EXTRACTORS
+from fpload.features._validate import match_minutiae, minutiae_density, pyfing_recovery
 from fpload.features._writer import FeatureWriter
 
 __all__ = ["open_features", "FeatureCache", "FeatureSpec", "FeaturesConfig", "ExtractorSpec",
            "DEFAULT_EXTRACTORS", "BUILTINS", "ENTRY_POINT_GROUP", "Extractor", "FeatureJob",
            "extract_features", "resolve_extractors", "run_extractors", "FeatureWriter",
-           "import_to_catalog", "sample_ids_to_rows", "rows_to_sample_ids"]
+           "import_to_catalog", "sample_ids_to_rows", "rows_to_sample_ids", "PYFING_EXTRACTORS",
+           "pyfing_recovery", "minutiae_density", "match_minutiae"]
 
 
 def import_to_catalog(*args, **kwargs):  # noqa: ANN002, ANN003, ANN201 - thin lazy re-export

@@ -12,6 +12,8 @@ enters the version id. Example (YAML)::
         - orientation           # a built-in, by name, with its default params
         - {name: frequency, params: {min_period: 4}}
         - {name: embedding, function: "mypkg.features:embed", version: 2, params: {dim: 64}}
+        - {name: pyfing.orientation, params: {method: deep}}   # extra fpload[pyfing]
+        - pyfing.minutiae                                      # LEADER: minutiae [N, 128, 4]
 
 An extractor given only by ``name`` is a built-in or, failing that, an entry point of the group
 ``fpload.extractors``; ``function: "module:function"`` names any importable function.
@@ -29,7 +31,8 @@ from fpload._frozen import FrozenConfig
 #: the extractors a pack runs when the config names none
 DEFAULT_EXTRACTORS = ("orientation", "frequency", "foreground", "quality", "thumbnail")
 
-_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+#: a letter then letters, digits or '_'; dotted parts name a family (``pyfing.orientation``)
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)*$")
 _FUNCTION = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
@@ -37,7 +40,9 @@ class ExtractorSpec(FrozenConfig):
     """One extractor: a name, where its function lives, its version and its parameters.
 
     - ``name``: a built-in (``orientation``, ``frequency``, ``foreground``, ``quality``,
-      ``thumbnail``), an entry point of the group ``fpload.extractors``, or the label of a
+      ``thumbnail``), a pyfing extractor (``pyfing.segmentation``, ``pyfing.orientation``,
+      ``pyfing.frequency``, ``pyfing.minutiae``; extra ``fpload[pyfing]``, see
+      :mod:`fpload.features._pyfing`), an entry point of the group ``fpload.extractors``, or the label of a
       ``function``.
     - ``function``: ``module:function`` of a custom extractor; it takes the 8-bit image (a 2-D
       numpy array) and the params as keywords, and returns a dict of fixed-shape arrays.
@@ -56,8 +61,8 @@ class ExtractorSpec(FrozenConfig):
     @classmethod
     def _check_name(cls, v: str) -> str:
         if not _NAME.match(v) or v == "sample_id":
-            raise ValueError(f"extractor name {v!r} must be a letter then letters, digits or '_' "
-                             "(and not 'sample_id')")
+            raise ValueError(f"extractor name {v!r} must be a letter then letters, digits or '_', "
+                             "optionally in dotted parts like 'pyfing.orientation' (and not 'sample_id')")
         return v
 
     @field_validator("function")

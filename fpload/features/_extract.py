@@ -18,6 +18,7 @@ import numpy as np
 from fpload.errors import ConfigError, DataError
 from fpload.features._builtin import BUILTINS, ImageAnalysis
 from fpload.features._config import FeaturesConfig
+from fpload.features._pyfing import PYFING_EXTRACTORS
 
 #: entry point group of custom extractors
 ENTRY_POINT_GROUP = "fpload.extractors"
@@ -27,7 +28,8 @@ ENTRY_POINT_GROUP = "fpload.extractors"
 class Extractor:
     """A resolved extractor: what it is, where its function lives, its version and full params.
 
-    ``ref`` is ``builtin:NAME`` or ``module:function``; ``params`` include every default.
+    ``ref`` is ``builtin:NAME`` (the built-ins and the pyfing extractors, whose outputs fpload
+    knows) or ``module:function``; ``params`` include every default.
     """
 
     name: str
@@ -73,6 +75,14 @@ def resolve_extractors(cfg: FeaturesConfig) -> FeatureJob:
     """Resolve a config's extractors, importing custom functions to check that they exist."""
     out = []
     for spec in cfg.extractors:
+        if spec.function is None and spec.name in PYFING_EXTRACTORS:
+            p = PYFING_EXTRACTORS[spec.name]
+            if spec.version is not None and spec.version != p.version:
+                raise ConfigError(f"features: extractor {spec.name!r} is version {p.version}, "
+                                  f"the config asks for version {spec.version}")
+            params = _check_params(spec.name, p.resolve(_check_params(spec.name, dict(spec.params))))
+            out.append(Extractor(spec.name, f"builtin:{spec.name}", p.version, params))
+            continue
         if spec.function is None and spec.name in BUILTINS:
             b = BUILTINS[spec.name]
             unknown = sorted(set(spec.params) - set(b.defaults))
@@ -90,7 +100,7 @@ def resolve_extractors(cfg: FeaturesConfig) -> FeatureJob:
             ep = _entry_point(spec.name)
             if ep is None:
                 raise ConfigError(
-                    f"features: unknown extractor {spec.name!r} (built-ins: {', '.join(BUILTINS)}; "
+                    f"features: unknown extractor {spec.name!r} (built-ins: {', '.join([*BUILTINS, *PYFING_EXTRACTORS])}; "
                     f"or give function: 'module:function', or register an entry point in group "
                     f"{ENTRY_POINT_GROUP!r})")
             ref = ep.value.replace(" ", "")
@@ -130,8 +140,17 @@ def run_extractors(image: np.ndarray, job: FeatureJob, only: frozenset[str] | No
     for ext in job.extractors:
         if only is not None and ext.name not in only:
             continue
-        if ext.builtin:
+        if ext.builtin and ext.name in BUILTINS:
             out[ext.name] = BUILTINS[ext.name].fn(analysis, **ext.params)
+            continue
+        if ext.builtin:
+            try:
+                out[ext.name] = PYFING_EXTRACTORS[ext.name].fn(analysis, **ext.params)
+            except ConfigError:
+                raise
+            except Exception as err:  # pyfing's failure on this image, named with the sample
+                raise DataError(f"sample {sample_id}: extractor {ext.label()} failed on an image of "
+                                f"shape {image.shape}: {type(err).__name__}: {err}") from err
             continue
         fn = load_function(ext.ref, ext.name)
         try:

@@ -22,10 +22,11 @@ from fpload.features._builtin import BUILTINS
 from fpload.features._cache import FeatureCache, sample_ids_to_rows
 from fpload.features._config import FeaturesConfig
 from fpload.features._extract import Extractor, FeatureJob
+from fpload.features._pyfing import DIMS as _PYFING_DIMS, PYFING_EXTRACTORS
 
 _DIMS = {"orientation": ("sample", "cos_sin", "block_y", "block_x"),
          "frequency": ("sample", "block_y", "block_x"), "foreground": ("sample", "block_y", "block_x"),
-         "quality": ("sample",), "thumbnail": ("sample", "y", "x")}
+         "quality": ("sample",), "thumbnail": ("sample", "y", "x"), **_PYFING_DIMS}
 
 
 @dataclass
@@ -84,7 +85,7 @@ class FeatureWriter:
         self._outputs: dict[str, list[str] | None] = {}  # extractor -> its array names (None: not yet known)
         for ext in job.extractors:
             if ext.builtin:
-                bi = BUILTINS[ext.name]
+                bi = BUILTINS.get(ext.name) or PYFING_EXTRACTORS[ext.name]
                 names = list(bi.outputs)
                 for a in names:
                     out = bi.outputs[a]

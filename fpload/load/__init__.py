@@ -8,7 +8,9 @@ Example::
 """
 
 from fpload.load._config import AugmentConfig, LoaderConfig, StockAugmentConfig
+from fpload.load._geometry import map_minutiae
 from fpload.load._loader import Loader, gpu_available
 from fpload.load._pipeline import PipelineSpec, build_pipeline
 
-__all__ = ["Loader", "LoaderConfig", "AugmentConfig", "StockAugmentConfig", "gpu_available", "build_pipeline", "PipelineSpec"]
+__all__ = ["Loader", "LoaderConfig", "AugmentConfig", "StockAugmentConfig", "gpu_available", "build_pipeline", "PipelineSpec",
+           "map_minutiae"]

@@ -21,6 +21,7 @@ from fpload.errors import DeviceError, FploadError, IntegrityError, UsageError
 from fpload.load._malloc import tune_host_malloc
 from fpload.load._pipeline import PipelineSpec, build_pipeline
 from fpload.load._epoch import EpochIterator
+from fpload.load._geometry import TRANSFORM_FEATURES, centroid, warp_transforms
 from fpload.load._labels import label_table
 from fpload.load._source import SplitSource
 from fpload.load._state import check_state, config_hash, make_state
@@ -69,6 +70,11 @@ class Loader:
     arrays of the version's feature cache (``features.zarr``), rows aligned with ``index``, on
     the images' device. The arrays are read once into host memory (onto the GPU when they take
     under a quarter of its free memory) and gathered per batch with one take per array.
+    Cached features are in the frame of the stored, *unaugmented* image. Two more names are
+    computed by the loader, not read: ``warp_matrix`` (``float32 [B, 2, 3]``) and ``warp_grid``
+    (``float32 [B, 2, G, G]``), the geometric transform each sample went through (centred
+    crop/pad and the fpload warp); :func:`fpload.load.map_minutiae` maps cached ``minutiae``
+    into the augmented images with them (:mod:`fpload.load._geometry`).
 
     ``augment`` is True (use ``config.augment``), False, an :class:`AugmentConfig`, or the
     parameters of one backend: an :class:`fpload.ops.AugmentOps` (the csrc operators, the default
@@ -112,8 +118,10 @@ class Loader:
             raise UsageError(f"version {self.version.name}/{self.version.id} has no split {split!r} "
                              f"(splits: {', '.join(self.version.splits)})")
         # every file this loader reads must match the manifest (``size`` is the old name of ``stamp``)
+        self.features = list(features or [])
+        cached = [n for n in self.features if n not in TRANSFORM_FEATURES]
         self.version.require_intact("stamp" if cfg.verify == "size" else cfg.verify, split,
-                                    features=bool(features))
+                                    features=bool(cached))
 
         if rank is None and world_size is None:
             rank, world_size = _dist_rank_world()
@@ -145,8 +153,17 @@ class Loader:
         self._uniform = self._all_images_are(self.image_size)
         self._check_memory()
         self._torch_device = "cuda" if self.device == "gpu" else "cpu"
-        self.features = list(features or [])
-        self._feature_arrays = self._load_features(self.features)
+        self._feature_arrays = self._load_features(cached)
+        self._transforms = any(n in TRANSFORM_FEATURES for n in self.features)
+        if self._transforms and self.augment and cfg.augment.enabled and cfg.augment.backend == "stock":
+            raise UsageError("features warp_matrix/warp_grid need the fpload augmentation backend "
+                             "(backend: fpload): the stock operators draw their parameters inside DALI")
+        warp = cfg.augment.ops.warp
+        self._warp = warp if uses_ops and warp.enabled else None
+        self._centroid = self._transforms and self._warp is not None and warp.center_mode == "foreground"
+        if self._transforms:  # stored (height, width) by global index, for the crop offsets
+            s = self.version.samples
+            self._stored_hw = np.stack([s.column("height").to_numpy(), s.column("width").to_numpy()], 1)
         self._source = SplitSource(self.version, split)
         #: the version labels of the split, sorted: position k is split label k
         self._split_labels = np.unique(self._source.label)
@@ -267,7 +284,8 @@ class Loader:
         def feed():
             return ref()._next_feed()
 
-        self._pipe = build_pipeline(self._spec(), self.config, augment=self.augment, source=feed)
+        self._pipe = build_pipeline(self._spec(), self.config, augment=self.augment, source=feed,
+                                    centroid=self._centroid)
         try:
             self._pipe.build()
         except RuntimeError as err:
@@ -440,14 +458,32 @@ class Loader:
         images = self._images(outs[0], n)
         labels = torch.from_numpy(self._labels[pos])
         index = torch.from_numpy(self._source.index[pos])
-        if self._feature_arrays:
+        if self._feature_arrays or self._transforms:
             feats = self._gather(index)
+            if self._transforms:
+                feats.update(self._warp_features(key[0], pos, outs))
         if self.device == "gpu":
             labels = labels.to(images.device, non_blocking=True)
             index = index.to(images.device, non_blocking=True)
-        if self._feature_arrays:
-            return images, labels, index, feats
+        if self._feature_arrays or self._transforms:
+            return images, labels, index, {n: feats[n] for n in self.features}
         return images, labels, index
+
+    def _warp_features(self, epoch: int, pos: np.ndarray, outs) -> dict[str, Any]:
+        """``warp_matrix`` and ``warp_grid`` of the batch (see :mod:`fpload.load._geometry`)."""
+        import torch
+
+        n = len(pos)
+        index = self._source.index[pos]
+        centers = None
+        if self._centroid:
+            cols, rows = (np.asarray(o.as_cpu().as_tensor() if self.device == "gpu" else o.as_tensor())
+                          for o in outs[1:3])
+            centers = [centroid(cols[k], rows[k]) for k in range(n)]
+        mats, grids = warp_transforms(index, epoch, seed=self.config.seed, warp=self._warp, stored=self._stored_hw[index],
+                                      in_size=self.image_size, centers=centers)
+        return {"warp_matrix": torch.from_numpy(mats).to(self._torch_device),
+                "warp_grid": torch.from_numpy(grids).to(self._torch_device)}
 
     def _images(self, out, n: int):
         """The batch's images as a torch tensor: CPU outputs without a copy (the array keeps DALI's

@@ -98,7 +98,20 @@ def reader_exts(encoding: str) -> list[str]:
             if m != "json" and (m != "shape" or raw)]
 
 
-def build_pipeline(spec: PipelineSpec, cfg: LoaderConfig, *, augment: bool, source):
+def _centroid_sums(img, threshold: int):
+    """Per-column and per-row sums (int64, exact) of ``max(0, threshold - pixel)``: the
+    foreground weights ``fpload_warp`` centres on (``center_mode: foreground``)."""
+    import nvidia.dali.fn as fn
+    import nvidia.dali.math as dmath
+    import nvidia.dali.types as types
+
+    wt = dmath.max(types.Constant(int(threshold), dtype=types.INT32) - fn.cast(img, dtype=types.INT32),
+                   types.Constant(0, dtype=types.INT32))
+    return (fn.reductions.sum(wt, axes=[0, 2], dtype=types.INT64),
+            fn.reductions.sum(wt, axes=[1, 2], dtype=types.INT64))
+
+
+def build_pipeline(spec: PipelineSpec, cfg: LoaderConfig, *, augment: bool, source, centroid: bool = False):
     """Build (but do not start) the DALI pipeline of one rank.
 
     ``source`` is called once per pipeline iteration (``fn.external_source``, batch mode) and
@@ -106,7 +119,9 @@ def build_pipeline(spec: PipelineSpec, cfg: LoaderConfig, *, augment: bool, sour
     ``cfg.batch_size`` arrays: the image members' bytes (uint8), their ``shape`` members
     (int32 ``[H, W, C]``; raw encodings only, else None), and the global sample index and epoch of
     each sample (int64 scalars, which key the fpload operators' random draws). The one output is
-    ``images`` (N×1×H×W; float32/float16 normalised, or uint8 grey levels, per ``cfg.output``).
+    ``images`` (N×1×H×W; float32/float16 normalised, or uint8 grey levels, per ``cfg.output``);
+    with ``centroid`` (fpload backend, warp with ``center_mode: foreground``) two more follow: the
+    warp input's foreground weight sums per column and per row (:mod:`fpload.load._geometry`).
     """
     import nvidia.dali.fn as fn
     import nvidia.dali.types as types
@@ -161,7 +176,10 @@ def build_pipeline(spec: PipelineSpec, cfg: LoaderConfig, *, augment: bool, sour
         if not spec.uniform:
             img = fn.crop(img, crop=[h, w], out_of_bounds_policy="pad", fill_values=fill)
         if use_fpload:
-            return _to_chw(_augment_fpload(img, cfg, idx, epoch, spec), (h, w))
+            out = _to_chw(_augment_fpload(img, cfg, idx, epoch, spec), (h, w))
+            if centroid:
+                return (out, *_centroid_sums(img, cfg.augment.ops.warp.fg_threshold))
+            return out
         img = _augment_stock(img, cfg.augment.stock, (h, w), cfg.background)
         if cfg.output == "uint8":
             return _to_chw(img, (h, w))
