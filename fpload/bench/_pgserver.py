@@ -58,14 +58,23 @@ class PgServer:
 
 def create_database(server_url: str, *, prefix: str = "t", password: str | None = None) -> str:
     """Create an empty database ``PREFIX_<random>`` on the server of ``server_url`` (its user needs
-    CREATEDB) and return its URL: ``server_url`` with the database name replaced."""
+    CREATEDB) and return its URL: ``server_url`` with the database name replaced. A server that
+    cannot be reached or refuses is one :class:`PgServerError` line naming the URL (no password)."""
     import psycopg
     from urllib.parse import urlsplit, urlunsplit
 
+    from fpload.catalog._backend import safe_url
+    from fpload.catalog._pg_backend import _reason
+
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     kwargs = {"password": password} if password is not None else {}
-    with psycopg.connect(server_url, autocommit=True, connect_timeout=10, **kwargs) as con:
-        con.execute(f'CREATE DATABASE "{name}"')
+    try:
+        with psycopg.connect(server_url, autocommit=True, connect_timeout=10, **kwargs) as con:
+            con.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.Error as err:
+        raise PgServerError(f"PostgreSQL server {safe_url(server_url)}: cannot create a database: "
+                            f"{_reason(err)} (give a server whose user may CREATE DATABASE; password "
+                            "from PGPASSWORD or ~/.pgpass)") from None
     parts = urlsplit(server_url)
     return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
 
