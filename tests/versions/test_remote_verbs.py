@@ -62,6 +62,19 @@ def test_versions_diff_and_check_take_s3_urls(pair, capsys):
     assert remote["images_checked"]   # the thumbnails came from the S3 version's features.zarr
 
 
+def test_features_import_from_an_s3_version(pair, catalog, capsys):
+    sv = pair["s3"][0]
+    path = str(catalog.path)
+    head = catalog.head
+    code = main(["features", "import", sv.path, "--catalog", path, "--feature", "quality", "--column", "quality",
+                 "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    rep = json.loads(out)
+    assert rep["samples"] == sv.manifest["samples"]
+    assert rep["revision"] in (None, head + 1)
+
+
 @pytest.mark.usefixtures("plugin")
 def test_preview_of_an_s3_version(pair, tmp_path, capsys):
     from PIL import Image
