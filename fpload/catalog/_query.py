@@ -189,6 +189,8 @@ def _sandbox(limits: QueryLimits) -> duckdb.DuckDBPyConnection:
                                                     "memory_limit": limits.memory_limit})
             db.execute("SET GLOBAL python_enable_replacements = false")
             db.execute("SET GLOBAL lock_configuration = true")
+            if len(_SANDBOXES) >= 4:   # a few limits in use at most; a dropped one lives on in its open cursors
+                _SANDBOXES.pop(next(iter(_SANDBOXES)))
             _SANDBOXES[limits.memory_limit] = db
         return db.cursor()
 

@@ -87,3 +87,17 @@ def test_the_position_column_cannot_be_named_by_a_query():
     table = pa.table({"sample_id": ["a", "b"], "finger": pa.array([1, 2], pa.int8())})
     with pytest.raises(QueryError, match="unknown column '_fpload_position'"):
         run_where(table, "_fpload_position = 0")
+
+
+def test_sandbox_databases_stay_few_and_an_evicted_one_serves_its_open_cursor():
+    cursors = [_query._sandbox(QueryLimits.resolve(memory_limit=f"{300 + i}MB")) for i in range(6)]
+    assert len(_query._SANDBOXES) <= 4
+    try:
+        for i, con in enumerate(cursors):
+            con.register("samples", pa.table({"x": [i]}))
+            assert con.sql("SELECT x FROM samples").fetchall() == [(i,)]
+            with pytest.raises(duckdb.Error):
+                con.execute("SET memory_limit = '100GB'")
+    finally:
+        for con in cursors:
+            con.close()
