@@ -170,12 +170,14 @@ def erase_subject(catalog: str | Path, roots: list[str | Path], *, reason: str,
             raise UsageError(f"--root {r} is not a folder")
     from fpload.catalog._backend import is_url, safe_url
 
-    # a PostgreSQL URL stays a URL, without any password (the journal and the receipt keep it)
-    catalog = safe_url(str(catalog)) if is_url(str(catalog)) else Path(catalog)
+    # a PostgreSQL URL stays a URL: this run connects with it as given, while the journal and the
+    # receipt keep it without any password
+    location = str(catalog) if is_url(str(catalog)) else Path(catalog)
+    catalog = safe_url(location) if isinstance(location, str) else location
     key = _selection_key(subjects, samples, where, catalog, roots)
     journal_path, journal = _find_journal(roots[0], key)
     if journal is None:
-        cat = open_catalog(catalog, create=False)
+        cat = open_catalog(location, create=False)
         try:
             plan = _plan(cat, roots, list(subjects), list(samples), where, query_timeout)
         finally:
@@ -195,7 +197,7 @@ def erase_subject(catalog: str | Path, roots: list[str | Path], *, reason: str,
         journal_path = erasures_dir(roots[0]) / eid / "journal.json"
         _write_atomic(journal_path, formats.pretty_json(journal))
     crash_point("planned")
-    return _run(journal_path, journal, receipt)
+    return _run(journal_path, journal, receipt, location)
 
 
 def _find_journal(root: Path, key: str) -> tuple[Path | None, dict | None]:
@@ -220,7 +222,8 @@ def _find_done(root: Path, key: str) -> dict | None:
     return None
 
 
-def _run(journal_path: Path, j: dict[str, Any], receipt_out: str | Path | None) -> dict[str, Any]:
+def _run(journal_path: Path, j: dict[str, Any], receipt_out: str | Path | None,
+         location: str | Path | None = None) -> dict[str, Any]:
     def save() -> None:
         _write_atomic(journal_path, formats.pretty_json(j))
 
@@ -237,7 +240,7 @@ def _run(journal_path: Path, j: dict[str, Any], receipt_out: str | Path | None) 
             done[f"lineage:{v['path']}"] = True
             save()
     if "catalog" not in done:
-        cat = open_catalog(j["catalog"], create=False)
+        cat = open_catalog(location or j["catalog"], create=False)   # as given: a URL may hold the password
         try:
             report = _redact.erase_rows(cat, sorted(ids), erasure_id=eid, reason=j["reason"], who=j["who"])
             crash_point("catalog-deleted")

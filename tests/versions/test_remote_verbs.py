@@ -96,19 +96,22 @@ def test_erase_refuses_an_s3_root_in_one_line_naming_it(catalog, s3_bucket, caps
 
 
 @pytest.mark.postgres
-def test_erase_with_a_postgresql_catalog_keeps_no_password(pg_server, pg_url, captures, tmp_path, capsys):
+def test_erase_with_a_postgresql_catalog_keeps_no_password(pg_server, pg_url, captures, tmp_path, capsys,
+                                                           monkeypatch):
     from fpload.catalog import open_catalog
 
     with open_catalog(pg_url) as cat:
         cat.ingest(captures)
         pack_version(cat, out=tmp_path / "versions", name="v", where="consent", config=CFG)
     with_password = pg_url.replace(f"{pg_server.user}@", f"{pg_server.user}:{pg_server.password}@")
+    monkeypatch.delenv("PGPASSWORD")   # the run connects with the URL as given
     code = main(["erase", "--subject", "S001", "--reason", "consent withdrawn", "--catalog", with_password,
                  "--root", str(tmp_path / "versions"), "--json"])
     out, err = capsys.readouterr()
     assert code == 0, err
     receipt = json.loads(out)
     assert receipt["samples"] and receipt["versions"]
+    monkeypatch.setenv("PGPASSWORD", pg_server.password)
     with open_catalog(pg_url, read_only=True) as cat:
         assert "S001" not in cat.snapshot().column("subject_id").to_pylist()
     written = [p for p in (tmp_path / "versions").rglob("*") if p.is_file() and ".fpload" in p.parts]
