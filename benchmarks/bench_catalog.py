@@ -1,4 +1,4 @@
-"""The catalog benchmark (see benchmarks/README.md): `python benchmarks/bench_catalog.py --size tiny|small|full`.
+"""The catalog benchmark (see benchmarks/README.md): `python benchmarks/bench_catalog.py --size tiny|small|full [--backend duckdb|postgresql|both]`.
 
 A thin script over :func:`fpload.bench.run_catalog_bench`, the same as `fpload bench catalog`: appends JSON
 lines to OUT/catalog.jsonl, prints a table of ratios to the baseline measured in the same run, and draws
@@ -18,8 +18,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=SIZE_NAMES, default="small", help="preset (default: small)")
     parser.add_argument("--out", type=Path, default=Path("bench-results"), help="results folder")
+    parser.add_argument("--backend", choices=("duckdb", "postgresql", "both"), default="duckdb",
+                        help="catalog store (default: duckdb)")
+    parser.add_argument("--pg-url", default=None,
+                        help="PostgreSQL server (default: FPLOAD_BENCH_PG_URL, else a temporary one)")
     args = parser.parse_args(argv)
-    run_catalog_bench(args.size, args.out, log=lambda m: print(m, file=sys.stderr, flush=True))
+    run_catalog_bench(args.size, args.out, backend=args.backend, pg_url=args.pg_url,
+                      log=lambda m: print(m, file=sys.stderr, flush=True))
     return 0
 
 

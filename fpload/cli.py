@@ -137,7 +137,8 @@ def demo(
 
 @app.command("preview")
 def preview(
-    version: Path = typer.Argument(..., help="ROOT/NAME/ID, an id prefix, or ROOT/NAME (latest)."),
+    version: str = typer.Argument(..., help="ROOT/NAME/ID, an id prefix, or ROOT/NAME (latest); ROOT may be a "
+                                  "URL such as s3://bucket/versions."),
     out_png: Path = typer.Option(Path("preview.png"), "--out", "-o", help="PNG to write."),
     split: str = typer.Option("train", "--split", help="Split to show."),
     samples: int = typer.Option(6, "--samples", "-n", min=1, help="Rows: samples shown."),

@@ -32,6 +32,8 @@ Environment variables (all read here, nowhere else):
   (``CACHE/shards``, default 50); least recently used shards are evicted beyond it.
 - ``FPLOAD_STORE_RETRIES``: attempts to fetch one object of a remote version (default 4).
 - ``FPLOAD_GC_AGE_HOURS``: ``fpload versions gc`` leaves unpublished objects younger than this (24).
+- ``FPLOAD_BENCH_PG_URL``: the PostgreSQL server ``fpload bench catalog --backend postgresql`` uses
+  (a ``postgresql://`` URL whose user may create databases), instead of a temporary one.
 - ``FPLOAD_ERASE_CRASH_AT``: tests only, a point at which ``fpload erase`` kills itself (crash tests).
 - ``FPLOAD_CUDA_ARCHITECTURES``: CUDA architectures of a plugin build (``pip install``,
   ``fpload ops build``), e.g. ``"90"``; default ``"80-real;90"``.
@@ -104,6 +106,13 @@ def env_catalog_timeout() -> str | None:
     """``FPLOAD_CATALOG_TIMEOUT`` as given (seconds to wait for a catalog another process writes),
     parsed by :func:`fpload.catalog._lock.lock_timeout`; None when unset."""
     return os.environ.get("FPLOAD_CATALOG_TIMEOUT", "").strip() or None
+
+
+def env_bench_pg_url() -> str | None:
+    """``FPLOAD_BENCH_PG_URL``: a PostgreSQL server for ``fpload bench catalog --backend postgresql``
+    (e.g. ``postgresql://bench@db.internal/postgres``; its user needs CREATEDB, the password comes
+    from ``PGPASSWORD`` or ``~/.pgpass``); None when unset (a temporary server is started)."""
+    return os.environ.get("FPLOAD_BENCH_PG_URL", "").strip() or None
 
 
 def env_erase_crash_at() -> str | None:

@@ -72,11 +72,21 @@ def pack_command(
 def catalog_command(
     size: str = typer.Option("small", "--size", help=_SIZE_HELP),
     out: Path = typer.Option(Path("bench-results"), "--out", help="Results folder (JSON lines, plot, data cache)."),
+    backend: str = typer.Option("duckdb", "--backend",
+                                help="Catalog store to measure: duckdb | postgresql | both."),
+    pg_url: Optional[str] = typer.Option(  # noqa: UP007 - typer needs Optional
+        None, "--pg-url", help="PostgreSQL server for --backend postgresql/both, e.g. "
+                               "postgresql://bench@db.internal/postgres (its user needs CREATEDB; password "
+                               "from PGPASSWORD or ~/.pgpass). Default: FPLOAD_BENCH_PG_URL, else a "
+                               "temporary server when PostgreSQL is installed."),
 ) -> None:
-    """Catalog ingest rate (images/s) and query latency at growing row counts.
+    """Catalog speed per store: image ingest (images/s), commit of metadata rows, query latency
+    (cached revision and cold) at growing row counts.
 
-    Example: fpload bench catalog --size small
+    Example: fpload bench catalog --size full --backend both
     """
-    from fpload.bench._catalog import run_catalog_bench
+    from fpload.bench._catalog import BACKEND_CHOICES, run_catalog_bench
 
-    run_catalog_bench(_size(size), out, log=_log)
+    if backend not in BACKEND_CHOICES:
+        raise typer.BadParameter(f"{backend!r} is not one of {', '.join(BACKEND_CHOICES)}", param_hint="--backend")
+    run_catalog_bench(_size(size), out, backend=backend, pg_url=pg_url, log=_log)

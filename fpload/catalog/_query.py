@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from fpload._frozen import read_yaml
 from fpload.catalog._schema import SAMPLE_COLUMNS
@@ -169,13 +169,30 @@ def env_query_limits() -> tuple[float, str]:
     return timeout, memory
 
 
+#: the sandbox databases, one per memory limit (made once per process; queries use cursors of them)
+_SANDBOXES: dict[str, duckdb.DuckDBPyConnection] = {}
+_SANDBOX_LOCK = threading.Lock()
+#: the column of row positions the sandbox sees beside the sample columns (no query may name it)
+POSITION = "_fpload_position"
+
+
 def _sandbox(limits: QueryLimits) -> duckdb.DuckDBPyConnection:
-    """A fresh in-memory DuckDB: no file access, no spilling to disk, the memory limit set, and
-    the configuration locked so no query can change it."""
-    con = duckdb.connect(":memory:", config={"enable_external_access": False, "temp_directory": "",
-                                             "memory_limit": limits.memory_limit})
-    con.execute("SET python_enable_replacements = false")
-    return con
+    """A fresh connection (a cursor) to an in-memory DuckDB that has no file access, no spilling to
+    disk, no Python replacement scans, the memory limit set, and its configuration locked, so no
+    query can change it. The database is made once per memory limit and holds no table: each
+    query's cursor sees only what is registered on it, and closing the cursor drops that. (Queries
+    at the same time in one process with the same memory limit share that limit.)"""
+    with _SANDBOX_LOCK:
+        db = _SANDBOXES.get(limits.memory_limit)
+        if db is None:
+            db = duckdb.connect(":memory:", config={"enable_external_access": False, "temp_directory": "",
+                                                    "memory_limit": limits.memory_limit})
+            db.execute("SET GLOBAL python_enable_replacements = false")
+            db.execute("SET GLOBAL lock_configuration = true")
+            if len(_SANDBOXES) >= 4:   # a few limits in use at most; a dropped one lives on in its open cursors
+                _SANDBOXES.pop(next(iter(_SANDBOXES)))
+            _SANDBOXES[limits.memory_limit] = db
+        return db.cursor()
 
 
 def _clean(message: str) -> str:
@@ -186,7 +203,6 @@ def _clean(message: str) -> str:
 def _execute(con: duckdb.DuckDBPyConnection, sql: str, limits: QueryLimits, where: str | None) -> pa.Table:
     """Run ``sql`` on the sandbox within ``limits``; stopping it at the time limit or the memory
     limit raises :class:`QueryError` naming the limit and how to raise it."""
-    con.execute("SET lock_configuration = true")
     timer = threading.Timer(limits.timeout, con.interrupt)
     timer.daemon = True
     timer.start()
@@ -215,18 +231,24 @@ def select_ids(snapshot: pa.Table, where: str, *, timeout: float | None = None,
     >>> select_ids(cat.snapshot(), "finger = 2 AND consent")   # doctest: +SKIP
     ['0a1f…', …]
     """
-    mask = _match(snapshot, where, timeout, memory_limit)
-    return list(dict.fromkeys(snapshot.column("sample_id").filter(mask).to_pylist()))
+    positions = _match(snapshot, where, timeout, memory_limit)
+    return list(dict.fromkeys(snapshot.column("sample_id").take(positions).to_pylist()))
 
 
-def _match(snapshot: pa.Table, where: str, timeout: float | None, memory_limit: str | None) -> pa.ChunkedArray:
-    """Which rows of ``snapshot`` hold an id the sandboxed query selected (a boolean mask)."""
+def _match(snapshot: pa.Table, where: str, timeout: float | None, memory_limit: str | None) -> pa.Array:
+    """The positions of the rows of ``snapshot`` the sandboxed query selected: ascending, each once.
+
+    The sandbox sees the snapshot with one more column of row positions (:data:`POSITION`, which
+    no query may name: only sample columns pass the allow-list) and returns the positions of the
+    matching rows, so rows are taken from the trusted snapshot without matching ids again; every
+    position is checked to be one of the snapshot's."""
     limits = QueryLimits.resolve(timeout, memory_limit)
     tree = parse_where(where)
-    sql = render_select(tree, "sample_id")
+    sql = render_select(tree, POSITION)
+    n = snapshot.num_rows
     con = _sandbox(limits)
     try:
-        con.register("samples", snapshot)
+        con.register("samples", snapshot.append_column(POSITION, pa.array(np.arange(n, dtype=np.int64))))
         try:
             kind = str(con.sql(render_value(tree)).types[0])
             if kind not in ("BOOLEAN", '"NULL"', "NULL"):
@@ -246,7 +268,12 @@ def _match(snapshot: pa.Table, where: str, timeout: float | None, memory_limit: 
             raise QueryError(f"invalid query {where!r}: {_clean(str(err))}") from None
     finally:
         con.close()
-    return pc.is_in(snapshot.column("sample_id"), value_set=pc.unique(got.column("sample_id")))
+    pos = got.column(POSITION).to_numpy()
+    if len(pos) and (pos.min() < 0 or pos.max() >= n):   # cannot happen: the positions are ours
+        raise QueryError(f"query {where!r} returned a row position outside the snapshot")
+    chosen = np.zeros(n, dtype=bool)
+    chosen[pos] = True
+    return pa.array(np.flatnonzero(chosen))
 
 
 def run_where(snapshot: pa.Table, where: str | None, *, columns: list[str] | None = None,
@@ -265,11 +292,11 @@ def run_where(snapshot: pa.Table, where: str | None, *, columns: list[str] | Non
     for c in cols:
         if c not in snapshot.column_names:
             raise QueryError(f"unknown column '{c}' (columns: {', '.join(snapshot.column_names)})")
-    if where is None:
-        rows = snapshot
-    else:
-        rows = snapshot.filter(_match(snapshot, where, timeout, memory_limit))
-    rows = rows.select(cols)
+    rows = snapshot.select(cols)   # the columns first: only what is asked for is copied
+    if where is not None:
+        positions = _match(snapshot, where, timeout, memory_limit)
+        if len(positions) != snapshot.num_rows:
+            rows = rows.take(positions)
     if limit is not None:
         rows = rows.slice(0, max(int(limit), 0))
     return rows

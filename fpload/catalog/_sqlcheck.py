@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import json
+import threading
 from typing import Any
 
 import duckdb
@@ -97,6 +98,18 @@ _WHAT = {
 _ALLOWED = ("allowed: the sample columns, constants, comparisons, AND/OR/NOT, IN (…), BETWEEN, "
             "IS NULL, LIKE, CASE, casts, and the functions in fpload.catalog.QUERY_FUNCTIONS")
 _TEMPLATE = "SELECT 1 FROM samples WHERE "
+
+
+_local = threading.local()
+
+
+def _parser() -> duckdb.DuckDBPyConnection:
+    """This thread's DuckDB connection for parsing and rendering only (it never holds a table and
+    has no file access): one per thread, made once, so a query does not pay for new connections."""
+    con = getattr(_local, "con", None)
+    if con is None:
+        con = _local.con = duckdb.connect(":memory:", config={"enable_external_access": False})
+    return con
 
 
 def _serialize(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, Any]:
@@ -206,6 +219,13 @@ def parse_where(text: str) -> dict[str, Any]:
     """
     if not isinstance(text, str) or not text.strip():
         raise QueryError("the query is empty: give a SQL WHERE expression such as 'finger IN (2, 7)'")
+    return json.loads(_parse_where_json(text))
+
+
+@functools.lru_cache(maxsize=512)
+def _parse_where_json(text: str) -> str:
+    """:func:`parse_where`'s accepted tree as JSON, memoised per text (a pure function of the text
+    and this DuckDB; refusals raise and are not kept), so a repeated query is not parsed again."""
     if "\x00" in text:
         raise QueryError(f"query {text!r} holds a NUL character")
     try:
@@ -215,7 +235,7 @@ def parse_where(text: str) -> dict[str, Any]:
     if any(kind == duckdb.token_type.comment for _, kind in tokens):
         raise QueryError(f"query {text!r} holds a comment ('--' or '/* */'): comments are not allowed "
                          "in a query, so that no text is hidden")
-    con = duckdb.connect(":memory:", config={"enable_external_access": False})
+    con = _parser()
     try:
         parsed = _serialize(con, _TEMPLATE + text)
         # the same text in parentheses must parse to the same condition: text that adds a clause
@@ -223,8 +243,6 @@ def parse_where(text: str) -> dict[str, Any]:
         wrapped = _serialize(con, _TEMPLATE + "(" + text + "\n)")
     except duckdb.Error as err:
         raise QueryError(f"syntax error in query {text!r}: {str(err).splitlines()[0]}") from None
-    finally:
-        con.close()
     if parsed.get("error"):
         msg = str(parsed.get("error_message") or "?").splitlines()[0]
         if parsed.get("error_type") == "parser":
@@ -252,11 +270,20 @@ def parse_where(text: str) -> dict[str, Any]:
         raise QueryError(f"query {text!r} is more than one WHERE expression (it adds a UNION, ORDER BY, "
                          "LIMIT, GROUP BY, WINDOW or another clause after it): queries are one read-only "
                          "WHERE expression")
-    return where
+    return json.dumps(where, sort_keys=True)
+
+
+@functools.lru_cache(maxsize=512)
+def _render_json(template_sql: str, slot: str, where_json: str) -> str:
+    """:func:`_render` with ``where`` placed in ``slot`` of the template, memoised per tree."""
+    where = json.loads(where_json)
+    if slot == "select_list":
+        return _render(template_sql, lambda node: node["select_list"].__setitem__(0, where))
+    return _render(template_sql, lambda node: node.__setitem__("where_clause", where))
 
 
 def _render(template_sql: str, place) -> str:
-    con = duckdb.connect(":memory:", config={"enable_external_access": False})
+    con = _parser()
     try:
         template = _serialize(con, template_sql)
         place(template["statements"][0]["node"])
@@ -264,8 +291,6 @@ def _render(template_sql: str, place) -> str:
         again = _serialize(con, sql)
     except duckdb.Error as err:
         raise QueryError(f"query could not be rendered: {str(err).splitlines()[0]}") from None
-    finally:
-        con.close()
     ok = (not again.get("error") and len(again.get("statements") or []) == 1
           and _strip(again["statements"][0]) == _strip(template["statements"][0]))
     if not ok:
@@ -275,7 +300,7 @@ def _render(template_sql: str, place) -> str:
 
 def render_value(where: dict[str, Any]) -> str:
     """DuckDB's SQL for ``SELECT <where> FROM samples`` (to learn the condition's type)."""
-    return _render("SELECT TRUE FROM samples", lambda node: node["select_list"].__setitem__(0, where))
+    return _render_json("SELECT TRUE FROM samples", "select_list", json.dumps(where, sort_keys=True))
 
 
 def render_select(where: dict[str, Any], column: str) -> str:
@@ -283,7 +308,7 @@ def render_select(where: dict[str, Any], column: str) -> str:
 
     The rendering is parsed again and must give the same tree, so what runs is what was checked.
     """
-    if column not in SAMPLE_COLUMNS:
+    if column not in SAMPLE_COLUMNS and column != "_fpload_position":   # the sandbox's row positions
         raise QueryError(f"unknown column '{column}' (columns: {', '.join(SAMPLE_COLUMNS)})")
-    return _render(f"SELECT {column} FROM samples WHERE TRUE",
-                   lambda node: node.__setitem__("where_clause", where))
+    return _render_json(f"SELECT {column} FROM samples WHERE TRUE", "where_clause",
+                        json.dumps(where, sort_keys=True))

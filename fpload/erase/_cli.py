@@ -26,8 +26,9 @@ def erase_command(
                                         "at the head) selecting the samples to erase. Example: --where \"sensor = 'old-1'\""),
     reason: Optional[str] = typer.Option(None, "--reason", help="Why (kept forever in the audit trail and the "
                                          "catalog's redaction marker; do not name the subject). Example: --reason 'Art. 17 request 4411'"),
-    catalog: Optional[Path] = typer.Option(None, "--catalog", help="The catalog file. Example: --catalog catalog.duckdb"),
-    root: list[Path] = typer.Option([], "--root", help="A version root (`fpload pack --out`), repeatable; every "
+    catalog: Optional[str] = typer.Option(None, "--catalog", help="The catalog: a DuckDB file or a PostgreSQL URL "
+                                          "(password from PGPASSWORD or ~/.pgpass). Example: --catalog catalog.duckdb"),
+    root: list[str] = typer.Option([], "--root", help="A version root (`fpload pack --out`), repeatable; every "
                                     "version under it holding the samples is tombstoned. Example: --root versions"),
     delete_sources: bool = typer.Option(False, "--delete-sources", help="Also overwrite and delete the subject's source "
                                         "images (otherwise they are the user's to delete: the receipt lists them)."),
@@ -67,8 +68,9 @@ def erase_command(
 @erase_app.command("verify")
 def verify_command(
     receipt: Path = typer.Argument(..., help="The receipt JSON. Example: versions/.fpload/receipts/ID.json"),
-    catalog: Optional[Path] = typer.Option(None, "--catalog", help="Catalog to scan (default: the receipt's)."),
-    root: list[Path] = typer.Option([], "--root", help="Roots to scan, repeatable (default: the receipt's)."),
+    catalog: Optional[str] = typer.Option(None, "--catalog", help="Catalog to scan: a DuckDB file or a PostgreSQL "
+                                          "URL (default: the receipt's)."),
+    root: list[str] = typer.Option([], "--root", help="Roots to scan, repeatable (default: the receipt's)."),
     as_json: bool = typer.Option(False, "--json", help="Print {ok, problems} as JSON on stdout."),
 ) -> None:
     """Re-scan the catalog and every file under the roots for any trace of the receipt's samples

@@ -71,9 +71,24 @@ def erasures_dir(root: str | Path) -> Path:
     return Path(root) / ".fpload" / "erasures"
 
 
-def _selection_key(subjects, samples, where, catalog: Path, roots: list[Path]) -> str:
+def local_root(root: str | Path) -> Path:
+    """A ``--root`` as a local folder; a version root on an object store is refused in one line
+    (erasure rewrites and tombstones versions in place, which it does on local roots only)."""
+    from fpload.versions._store import is_remote, local_path
+
+    if is_remote(root):
+        raise UsageError(f"--root {root}: erasure works on local version roots only; a version on an object "
+                         "store cannot be tombstoned in place yet (copy the root to a local folder, erase there, then "
+                         "upload the successors and delete the old versions' objects)")
+    return local_path(root)
+
+
+def _selection_key(subjects, samples, where, catalog: str | Path, roots: list[Path]) -> str:
+    from fpload.catalog._backend import safe_url
+
+    where_cat = safe_url(catalog) if isinstance(catalog, str) else str(catalog.resolve())  # a URL: no password
     text = formats.canonical_json({"subjects": sorted(subjects), "samples": sorted(samples), "where": where,
-                                   "catalog": str(catalog.resolve()), "roots": [str(r.resolve()) for r in roots]})
+                                   "catalog": where_cat, "roots": [str(r.resolve()) for r in roots]})
     return hashlib.sha256(b"fpload-erasure-key:" + text).hexdigest()
 
 
@@ -147,19 +162,22 @@ def erase_subject(catalog: str | Path, roots: list[str | Path], *, reason: str,
         if s and s in reason:
             raise UsageError("the reason names the subject in clear; the reason is kept in the audit trail and "
                              "the catalog forever, so describe the request without the subject id")
-    roots = [Path(r) for r in roots]
+    roots = [local_root(r) for r in roots]
     if not roots:
         raise UsageError("give at least one --root (a folder that `fpload pack --out` writes to)")
     for r in roots:
         if not r.is_dir():
             raise UsageError(f"--root {r} is not a folder")
-    from fpload.catalog._backend import is_url
+    from fpload.catalog._backend import is_url, safe_url
 
-    catalog = catalog if is_url(catalog) else Path(catalog)   # a PostgreSQL URL stays a URL
+    # a PostgreSQL URL stays a URL: this run connects with it as given, while the journal and the
+    # receipt keep it without any password
+    location = str(catalog) if is_url(str(catalog)) else Path(catalog)
+    catalog = safe_url(location) if isinstance(location, str) else location
     key = _selection_key(subjects, samples, where, catalog, roots)
     journal_path, journal = _find_journal(roots[0], key)
     if journal is None:
-        cat = open_catalog(catalog, create=False)
+        cat = open_catalog(location, create=False)
         try:
             plan = _plan(cat, roots, list(subjects), list(samples), where, query_timeout)
         finally:
@@ -179,7 +197,7 @@ def erase_subject(catalog: str | Path, roots: list[str | Path], *, reason: str,
         journal_path = erasures_dir(roots[0]) / eid / "journal.json"
         _write_atomic(journal_path, formats.pretty_json(journal))
     crash_point("planned")
-    return _run(journal_path, journal, receipt)
+    return _run(journal_path, journal, receipt, location)
 
 
 def _find_journal(root: Path, key: str) -> tuple[Path | None, dict | None]:
@@ -204,7 +222,8 @@ def _find_done(root: Path, key: str) -> dict | None:
     return None
 
 
-def _run(journal_path: Path, j: dict[str, Any], receipt_out: str | Path | None) -> dict[str, Any]:
+def _run(journal_path: Path, j: dict[str, Any], receipt_out: str | Path | None,
+         location: str | Path | None = None) -> dict[str, Any]:
     def save() -> None:
         _write_atomic(journal_path, formats.pretty_json(j))
 
@@ -221,7 +240,7 @@ def _run(journal_path: Path, j: dict[str, Any], receipt_out: str | Path | None) 
             done[f"lineage:{v['path']}"] = True
             save()
     if "catalog" not in done:
-        cat = open_catalog(j["catalog"], create=False)
+        cat = open_catalog(location or j["catalog"], create=False)   # as given: a URL may hold the password
         try:
             report = _redact.erase_rows(cat, sorted(ids), erasure_id=eid, reason=j["reason"], who=j["who"])
             crash_point("catalog-deleted")

@@ -156,8 +156,13 @@ def verify_receipt(receipt_path: str | Path, *, catalog: str | Path | None = Non
     refs = {s["sample_ref"] for s in r["samples"]}
     members = {h for s in r["samples"] for h in s["members"].values()}
     subjects = set(r["subject_refs"])
-    catalog = Path(catalog or r["catalog"])
-    roots = [Path(x) for x in (roots or r["roots"])]
+    from fpload.catalog._backend import is_url
+
+    catalog = catalog or r["catalog"]
+    catalog = str(catalog) if is_url(str(catalog)) else Path(catalog)
+    from fpload.erase._erase import local_root
+
+    roots = [local_root(x) for x in (roots or r["roots"])]
     problems: list[str] = []
     cat = open_catalog(catalog, create=False, read_only=True)
     try:
@@ -169,10 +174,11 @@ def verify_receipt(receipt_path: str | Path, *, catalog: str | Path | None = Non
             problems.append(f"{catalog}: sample_rows holds an erased sample (ref {sample_ref(sid)[:12]})")
         elif subject_ref(subj) in subjects:
             problems.append(f"{catalog}: sample_rows holds a row of an erased subject (ref {subject_ref(subj)[:12]})")
-    problems += _scan_file(catalog, refs, members, str(catalog))
-    for extra in (catalog.with_name(catalog.name + ".wal"), catalog.with_name(catalog.name + ".erase-tmp")):
-        if extra.exists():
-            problems += _scan_file(extra, refs, members, str(extra))
+    if isinstance(catalog, Path):   # a file's bytes are scanned too; a server's files are not reachable
+        problems += _scan_file(catalog, refs, members, str(catalog))
+        for extra in (catalog.with_name(catalog.name + ".wal"), catalog.with_name(catalog.name + ".erase-tmp")):
+            if extra.exists():
+                problems += _scan_file(extra, refs, members, str(extra))
     for root in roots:
         for path in sorted(root.rglob("*")):
             if path.is_file() and not path.is_symlink():

@@ -83,7 +83,8 @@ def features_show(
 
 @features_app.command("import")
 def features_import(
-    version: Path = typer.Argument(..., help="The version whose feature to import: ROOT/NAME (its latest) or ROOT/NAME/ID."),
+    version: str = typer.Argument(..., help="The version whose feature to import: ROOT/NAME (its latest) or "
+                                  "ROOT/NAME/ID; ROOT may be a URL such as s3://bucket/versions."),
     catalog: str = typer.Option(..., "--catalog", "-c", help="Catalog to write into: a DuckDB file or a "
                                 "postgresql://user@host:port/db URL."),
     feature: str = typer.Option("quality", "--feature", help="A scalar feature of the cache."),

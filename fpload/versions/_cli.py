@@ -6,7 +6,6 @@ the CLI prints in one line.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Optional
 
 import typer
@@ -19,8 +18,9 @@ versions_app = typer.Typer(help="Published dataset versions: list, show, verify,
 
 
 def versions_diff(
-    a: Path = typer.Argument(..., help="The older version: ROOT/NAME/ID, an id prefix, or ROOT/NAME (latest)."),
-    b: Path = typer.Argument(..., help="The newer version, given the same way."),
+    a: str = typer.Argument(..., help="The older version: ROOT/NAME/ID, an id prefix, or ROOT/NAME (latest); "
+                            "ROOT may be a URL such as s3://bucket/versions."),
+    b: str = typer.Argument(..., help="The newer version, given the same way."),
     samples: bool = typer.Option(False, "--samples", help="Also list every changed sample (with --json: "
                                  "under 'samples')."),
     limit: int = typer.Option(20, "--limit", "-n", min=0, help="Subjects (and samples) to show in the "
@@ -31,7 +31,7 @@ def versions_diff(
 
     Samples are matched by sample_id (the hash of their bytes). Exits 0 whether or not they differ.
 
-    Example: fpload versions diff versions/thumbs/6aac versions/thumbs/91f0 --json
+    Example: fpload versions diff versions/thumbs/6aac s3://team-data/versions/thumbs --json
     """
     from fpload.versions._diff import diff_versions
 
@@ -73,7 +73,8 @@ def versions_diff(
 
 
 def versions_check(
-    version: Path = typer.Argument(..., help="ROOT/NAME/ID, an id prefix, or ROOT/NAME (latest)."),
+    version: str = typer.Argument(..., help="ROOT/NAME/ID, an id prefix, or ROOT/NAME (latest); ROOT may be a "
+                                  "URL such as s3://bucket/versions."),
     threshold: int = typer.Option(16, "--threshold", min=0, max=63, help="Hamming distance (bits of the "
                                   "256-bit perceptual hash of each thumbnail) at or under which two images "
                                   "of different splits count as the same capture."),

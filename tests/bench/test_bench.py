@@ -78,11 +78,77 @@ def test_catalog_bench_tiny_through_the_cli(tmp_path):
     res = CliRunner().invoke(app, ["bench", "catalog", "--size", "tiny", "--out", str(tmp_path)])
     assert res.exit_code == 0, res.output
     lines = _lines(tmp_path / "catalog.jsonl")
-    ingest = [line for line in lines if line["op"] == "ingest"]
-    assert len(ingest) == 1 and ingest[0]["rows"] == 40
-    queries = [line for line in lines if line["op"] == "query"]
-    assert queries and all(q["rows"] == 1000 and q["latency_ms"] > 0 for q in queries)
+    _check_catalog_lines(lines, {"duckdb"})
     assert (tmp_path / "catalog.png").stat().st_size > 0
+
+
+def _check_catalog_lines(lines: list[dict], backends: set[str]) -> None:
+    """Each backend measured: image ingest, commit of metadata rows, cold and cached queries."""
+    assert {line["backend"] for line in lines} == backends
+    for b in backends:
+        mine = [line for line in lines if line["backend"] == b]
+        ingest = [line for line in mine if line["op"] == "ingest"]
+        assert len(ingest) == 1 and ingest[0]["rows"] == 40 and ingest[0]["images_per_s"] > 0
+        commit = [line for line in mine if line["op"] == "commit"]
+        assert len(commit) == 1 and commit[0]["rows"] == 1000 and commit[0]["seconds"] > 0
+        cold = [line for line in mine if line["op"] == "query-cold"]
+        assert len(cold) == 1 and cold[0]["rows"] == 1000 and cold[0]["latency_ms"] > 0
+        queries = [line for line in mine if line["op"] == "query"]
+        assert len(queries) == 5 and all(q["rows"] == 1000 and q["latency_ms"] > 0 and q["ids_latency_ms"] > 0
+                                         for q in queries)
+    # the same generated rows give the same matches on every backend
+    matched = {(q["backend"], q["query"]): q["matched"] for q in lines if q["op"] == "query"}
+    for (b, name), n in matched.items():
+        assert all(n == matched[(other, name)] for other in backends)
+
+
+@pytest.mark.postgres
+def test_catalog_bench_both_backends_on_a_given_server(tmp_path, pg_server, monkeypatch):
+    import psycopg
+
+    from fpload.cli import main
+
+    monkeypatch.setenv("PGPASSWORD", pg_server.password)
+    assert main(["bench", "catalog", "--size", "tiny", "--backend", "both", "--pg-url", pg_server.url(),
+                 "--out", str(tmp_path)]) == 0
+    _check_catalog_lines(_lines(tmp_path / "catalog.jsonl"), {"duckdb", "postgresql"})
+    with psycopg.connect(pg_server.url(), password=pg_server.password) as con:   # its databases are dropped
+        left = con.execute("SELECT datname FROM pg_database WHERE datname LIKE 'fpload_bench%'").fetchall()
+    assert left == []
+
+
+@pytest.mark.postgres
+def test_catalog_bench_starts_a_temporary_server_when_given_none(tmp_path, pg_server, monkeypatch):
+    monkeypatch.delenv("FPLOAD_BENCH_PG_URL", raising=False)
+    monkeypatch.setenv("PGPASSWORD", "not-this-one")   # the temporary server's own password is used
+    results = run_catalog_bench("tiny", tmp_path, backend="postgresql", plot=False, log=lambda m: None)
+    _check_catalog_lines(results, {"postgresql"})
+    import os
+
+    assert os.environ["PGPASSWORD"] == "not-this-one"   # put back
+
+
+def test_catalog_bench_bad_backend_choices(tmp_path, monkeypatch, capsys):
+    from fpload.bench import _pgserver
+    from fpload.cli import main
+
+    assert main(["bench", "catalog", "--size", "tiny", "--backend", "mysql", "--out", str(tmp_path)]) == 2
+    assert "mysql" in capsys.readouterr().err
+    from fpload.errors import UsageError
+
+    with pytest.raises(UsageError, match="'mysql://x' is not a postgresql:// URL"):
+        run_catalog_bench("tiny", tmp_path, backend="postgresql", pg_url="mysql://x", log=lambda m: None)
+    monkeypatch.delenv("FPLOAD_BENCH_PG_URL", raising=False)
+    monkeypatch.setattr(_pgserver, "available", lambda: False)
+    with pytest.raises(UsageError, match="needs a server: give --pg-url .* or install PostgreSQL"):
+        run_catalog_bench("tiny", tmp_path, backend="both", log=lambda m: None)
+    monkeypatch.setenv("FPLOAD_BENCH_PG_URL", "postgresql://fp:secret-pw@127.0.0.1:1/x")
+    from fpload.errors import CatalogError
+
+    with pytest.raises(CatalogError) as info:   # the URL from the environment is used, its password never shown
+        run_catalog_bench("tiny", tmp_path, backend="postgresql", log=lambda m: None)
+    msg = str(info.value)
+    assert "secret-pw" not in msg and "postgresql://fp@127.0.0.1:1/x" in msg and "refused" in msg and "\n" not in msg
 
 
 def test_bench_rejects_an_unknown_size(tmp_path):
