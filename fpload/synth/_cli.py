@@ -25,6 +25,9 @@ def synth_command(
         Optional[Path],  # noqa: UP007
         typer.Option("--preview", help="Also write a contact sheet PNG (masters and impressions, minutiae marked)."),
     ] = None,
+    subject_prefix: Annotated[
+        str, typer.Option("--subject-prefix", help="First field of every subject id: PREFIX-s<seed>-000001.")
+    ] = "syn",
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar on stderr.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
 ) -> None:
@@ -35,7 +38,8 @@ def synth_command(
     if preview is not None and preview.suffix.lower() != ".png":
         raise UsageError(f"--preview: {str(preview)!r} must name a .png file")
     result = synthesize(out, subjects=subjects, fingers=fingers, impressions=impressions, seed=seed,
-                        size=size, ppi=ppi, fmt=fmt, workers=workers, progress=progress)
+                        size=size, ppi=ppi, fmt=fmt, workers=workers, progress=progress,
+                        subject_prefix=subject_prefix)
     summary = result.to_dict()
     if preview is not None:
         summary["preview"] = str(write_preview(preview, result.config))

@@ -7,6 +7,7 @@ from :meth:`SynthConfig.from_dict`) naming the argument, the value and what is a
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -19,14 +20,18 @@ PPI_RANGE = (250, 1000)
 PERIOD_LIMITS = (5.0, 20.0)  # allowed ridge periods, pixels at 500 ppi
 MAX_FINGERS = 10
 SENSOR_NAMES = ("syn-optical", "syn-capacitive")
-FORMAT_VERSION = 1  # of the metadata written; bump when its keys change meaning
+FORMAT_VERSION = 2  # of the metadata written; bump when its keys change meaning (2: namespaced subject ids)
+SUBJECT_PREFIX = "syn"
+_PREFIX_PATTERN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,30}[A-Za-z0-9])?")
 
 
 @dataclass(frozen=True)
 class SynthConfig:
     """What :func:`fpload.synth.synthesize` generates.
 
-    Subjects are numbered ``1..subjects`` (``subject_id`` ``"syn-000001"`` ...), fingers carry
+    Subjects are numbered ``1..subjects``; their ``subject_id`` carries the ``subject_prefix``
+    and a namespace derived from the seed, ``"<prefix>-s<seed>-<number>"`` (``"syn-s0-000001"``
+    ...), so runs with different seeds or prefixes never share an identity. Fingers carry
     the ANSI/NIST finger position codes ``1..fingers`` (1 right thumb ... 5 right little,
     6 left thumb ... 10 left little), impressions ``0..impressions-1``. ``ridge_period`` is the
     (min, max) ridge period in pixels at 500 ppi, scaled with ``ppi``. Each impression uses one
@@ -43,6 +48,7 @@ class SynthConfig:
     workers: int | None = None
     ridge_period: tuple[float, float] = (8.0, 12.0)
     sensors: tuple[str, ...] = SENSOR_NAMES
+    subject_prefix: str = SUBJECT_PREFIX
 
     def __post_init__(self) -> None:
         _check_int("subjects", self.subjects, 1, None)
@@ -73,6 +79,19 @@ class SynthConfig:
                 f"sensors: {list(sensors)!r} must be a non-empty list of: {', '.join(SENSOR_NAMES)}"
             )
         object.__setattr__(self, "sensors", sensors)
+        if not isinstance(self.subject_prefix, str) or not _PREFIX_PATTERN.fullmatch(self.subject_prefix):
+            raise UsageError(
+                f"subject_prefix: {self.subject_prefix!r} is not allowed; allowed: 1-32 letters, digits, "
+                "'.', '_' or '-', starting and ending with a letter or digit"
+            )
+
+    def subject_id(self, subject: int) -> str:
+        """The catalog ``subject_id`` of subject number ``subject``: ``"syn-s0-000012"``.
+
+        ``<prefix>-s<seed>-<number>``: the two last fields have a fixed form, so distinct
+        (prefix, seed, number) triples never give the same id.
+        """
+        return f"{self.subject_prefix}-s{self.seed}-{subject:06d}"
 
     @property
     def worker_count(self) -> int:

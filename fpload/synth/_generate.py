@@ -29,7 +29,7 @@ from fpload.errors import UsageError
 from fpload.synth._analysis import quality_score
 from fpload.synth._config import FORMAT_VERSION, FORMATS, SynthConfig
 from fpload.synth._impression import render_impression
-from fpload.synth._master import generate_master, subject_id
+from fpload.synth._master import generate_master
 
 METADATA_NAME = "metadata.jsonl"
 CONFIG_NAME = "synth.json"
@@ -99,7 +99,7 @@ def render_finger(config: SynthConfig, subject: int, finger: int, out: Path) -> 
         rows.append(
             {
                 "file": f"{IMAGE_DIR}/{name}",
-                "subject_id": subject_id(subject),
+                "subject_id": config.subject_id(subject),
                 "finger": finger,
                 "impression": k,
                 "sensor": imp.sensor,
@@ -186,13 +186,17 @@ def synthesize(
     fmt: str = "png",
     workers: int | None = None,
     progress: bool = True,
+    subject_prefix: str = "syn",
+    sensors: tuple[str, ...] | str | None = None,
 ) -> SynthResult:
     """Generate a synthetic fingerprint data set into the folder ``out``.
 
     ``subjects`` x ``fingers`` (finger position codes ``1..fingers``) masters, ``impressions``
     captures of each, ``size`` x ``size`` pixels at ``ppi``, as ``fmt`` (``"png"`` or lossless
     ``"jp2"``), over ``workers`` processes (default: all CPUs), with a progress bar on stderr
-    unless ``progress=False``. Returns a :class:`SynthResult`; ``result.metadata_path`` is the
+    unless ``progress=False``. Subject ids are ``"<subject_prefix>-s<seed>-<number>"``, so two
+    runs with different seeds (or prefixes) never merge fingers into one identity. ``sensors``
+    names the sensor model(s) drawn per impression (default: the config's). Returns a :class:`SynthResult`; ``result.metadata_path`` is the
     file to ingest. Bad arguments raise :class:`fpload.errors.UsageError`.
 
     Example::
@@ -211,5 +215,7 @@ def synthesize(
         ppi=ppi,
         fmt=fmt,
         workers=workers,
+        subject_prefix=subject_prefix,
+        **({} if sensors is None else {"sensors": sensors}),
     )
     return run_synthesis(out, config, progress=progress)

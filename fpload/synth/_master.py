@@ -42,6 +42,7 @@ class Master:
 
     subject: int
     finger: int
+    subject_name: str
     pattern: str
     ppi: int
     ridges: np.ndarray
@@ -59,13 +60,8 @@ class Master:
 
     @property
     def master_id(self) -> str:
-        """A stable name of this finger: ``syn-000012-f02``."""
-        return f"{subject_id(self.subject)}-f{self.finger:02d}"
-
-
-def subject_id(subject: int) -> str:
-    """The catalog ``subject_id`` of subject number ``subject``: ``syn-000012``."""
-    return f"syn-{subject:06d}"
+        """A stable name of this finger: ``syn-s0-000012-f02``."""
+        return f"{self.subject_name}-f{self.finger:02d}"
 
 
 def finger_rng(seed: int, subject: int, finger: int, *stream: int) -> np.random.Generator:
@@ -114,6 +110,7 @@ def generate_master(config: SynthConfig, subject: int, finger: int, *, pattern: 
     return Master(
         subject=subject,
         finger=finger,
+        subject_name=config.subject_id(subject),
         pattern=pattern,
         ppi=config.ppi,
         ridges=ridges,
