@@ -114,6 +114,9 @@ def render_finger(config: SynthConfig, subject: int, finger: int, out: Path) -> 
                 "height": config.size,
                 "minutiae": [[_r(x, 1), _r(y, 1), _r(t, 3), kind] for x, y, t, kind in imp.minutiae],
                 "singular_points": [[_r(x, 1), _r(y, 1), kind] for x, y, kind in imp.singular_points],
+                "occluded": [
+                    [kind, _r(band, 1), [[_r(x, 1), _r(y, 1)] for x, y in points]] for kind, band, points in imp.occluded
+                ],
                 "synth_version": FORMAT_VERSION,
             }
         )
@@ -196,7 +199,8 @@ def synthesize(
     ``"jp2"``), over ``workers`` processes (default: all CPUs), with a progress bar on stderr
     unless ``progress=False``. Subject ids are ``"<subject_prefix>-s<seed>-<number>"``, so two
     runs with different seeds (or prefixes) never merge fingers into one identity. ``sensors``
-    names the sensor model(s) drawn per impression (default: the config's). Returns a :class:`SynthResult`; ``result.metadata_path`` is the
+    names the sensor model(s) drawn per impression (default: ``("optical",)``). Returns a
+    :class:`SynthResult`; ``result.metadata_path`` is the
     file to ingest. Bad arguments raise :class:`fpload.errors.UsageError`.
 
     Example::

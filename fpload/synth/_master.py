@@ -24,10 +24,15 @@ from fpload.synth._orientation import (
     place_singular_points,
 )
 from fpload.synth._ridges import grow_ridges
+from fpload.synth._skin import Mark, draw_marks, mark_map, pore_map, segment_distance
 
 Minutia = tuple[float, float, float, str]  # x, y, theta (rad), "ending" | "bifurcation"
 
-FINGERTIP_MM = {"half_width": (7.5, 9.5), "top": (9.0, 11.0), "bottom": (8.0, 10.0)}
+# fingertip semi-axes: a tall oval (population ranges of adult fingertips at the first joint)
+FINGERTIP_MM = {"half_width": (6.0, 8.0), "top": (9.5, 12.0), "bottom": (10.0, 13.0)}
+RIDGE_JITTER = 0.12  # small-scale orientation irregularity (radians): real ridges wander
+PERIOD_JITTER = 0.06  # small-scale relative ridge-period irregularity
+GROWTH_BIAS = 1.08  # grown ridges settle this much coarser than the filters' tuning: tune finer
 MAX_SHIFT_MM = 3.0  # largest displacement of an impression (rigid + distortion), for the canvas
 
 
@@ -37,7 +42,9 @@ class Master:
 
     ``ridges`` is in ``[-1, 1]`` (ridges positive), ``theta`` the model orientation (radians,
     ``atan2(dy, dx)`` with y down, modulo pi), ``period`` the ridge period map in pixels,
-    ``mask`` the fingertip foreground in ``[0, 1]``.
+    ``mask`` the fingertip foreground in ``[0, 1]``, ``cuts`` how much creases and scars
+    (``marks``) cut the ridges and ``pores`` the sweat pores, both in ``[0, 1]``; ``roughness``
+    is the unit-variance wobble of the ridge edges (the ridge units of this skin).
     """
 
     subject: int
@@ -52,6 +59,10 @@ class Master:
     fingertip: tuple[float, float, float, float, float]  # centre x, y; half width, top, bottom
     singular_points: tuple[SingularPoint, ...]
     minutiae: tuple[Minutia, ...]
+    marks: tuple[Mark, ...] = ()
+    cuts: np.ndarray | None = None
+    pores: np.ndarray | None = None
+    roughness: np.ndarray | None = None
 
     @property
     def canvas(self) -> int:
@@ -100,13 +111,25 @@ def generate_master(config: SynthConfig, subject: int, finger: int, *, pattern: 
     span = hi - lo
     base = rng.uniform(lo + 0.3 * span, hi - 0.3 * span)
     period = np.clip(base + 0.25 * span * smooth_noise(rng, shape, 5.0 * mm), lo, hi).astype(np.float32)
-    ridges = grow_ridges(rng, theta, period)
+    # ridge-level irregularity: the growth follows a field that wanders at the scale of a few ridges
+    wander = theta + RIDGE_JITTER * smooth_noise(rng, shape, 0.8 * mm)
+    uneven = period * (1.0 + PERIOD_JITTER * smooth_noise(rng, shape, 1.2 * mm))
+    ridges = grow_ridges(rng, wander, (uneven / GROWTH_BIAS).astype(np.float32))
     mask = fingertip_mask(shape, center, dims["half_width"], dims["top"], dims["bottom"])
     inset = float(hi)
     inner = fingertip_mask(
         shape, center, dims["half_width"] - inset, dims["top"] - inset, dims["bottom"] - inset
     )
-    minutiae = extract_minutiae(ridges, theta, inner > 0.5, float(period.mean()))
+    tip = (float(center[0]), float(center[1]), dims["half_width"], dims["top"], dims["bottom"])
+    marks = draw_marks(rng, tip, mm)
+    minutiae = extract_minutiae(ridges, wander, inner > 0.5, float(period.mean()))
+    if marks:  # a crease or scar removes ridges: no ground truth inside its occluded band
+        mx = np.array([m[0] for m in minutiae], np.float32)
+        my = np.array([m[1] for m in minutiae], np.float32)
+        free = np.ones(mx.shape, bool)
+        for mark in marks:
+            free &= segment_distance(mx, my, mark.points) > mark.band(float(hi))
+        minutiae = [m for m, ok in zip(minutiae, free) if ok]
     return Master(
         subject=subject,
         finger=finger,
@@ -114,10 +137,14 @@ def generate_master(config: SynthConfig, subject: int, finger: int, *, pattern: 
         pattern=pattern,
         ppi=config.ppi,
         ridges=ridges,
-        theta=theta,
+        theta=wander,
         period=period,
         mask=mask,
-        fingertip=(float(center[0]), float(center[1]), dims["half_width"], dims["top"], dims["bottom"]),
+        fingertip=tip,
         singular_points=tuple(points),
         minutiae=tuple(minutiae),
+        marks=tuple(marks),
+        cuts=mark_map(shape, marks),
+        pores=pore_map(rng, ridges, mm),
+        roughness=smooth_noise(rng, shape, 0.1 * mm),
     )
