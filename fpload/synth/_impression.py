@@ -51,8 +51,9 @@ def render_impression(master: Master, index: int, config: SynthConfig) -> Impres
 
     # rigid placement: the finger lands low on the platen, so the frame cuts the print's base
     alpha = float(np.clip(rng.normal(0.0, np.deg2rad(7.0)), -np.deg2rad(20.0), np.deg2rad(20.0)))
-    shift = np.array([np.clip(rng.normal(0.0, 1.5), -3.5, 3.5), rng.uniform(1.0, 4.5)]) * mm
-    cos_a, sin_a = np.cos(alpha), np.sin(alpha)
+    # python floats throughout: numpy keeps the float32 image arrays in float32 (half the traffic)
+    shift = (float(np.clip(rng.normal(0.0, 1.5), -3.5, 3.5) * mm), float(rng.uniform(1.0, 4.5) * mm))
+    cos_a, sin_a = float(np.cos(alpha)), float(np.sin(alpha))
     ci = (size - 1) / 2.0
     cm = (master.canvas - 1) / 2.0
 
@@ -63,11 +64,11 @@ def render_impression(master: Master, index: int, config: SynthConfig) -> Impres
     # contact area: a tall oval around the (displaced) fingertip, wider under more pressure
     pressure = float(rng.uniform(0.0, 0.6) if latent else rng.uniform(0.0, 1.0))
     fcx, fcy, half_width, top, bottom = master.fingertip
-    ccx, ccy = rigid(np.float32(fcx), np.float32(fcy))
-    ccx, ccy = ccx + rng.normal(0.0, 0.5) * mm, ccy + rng.normal(0.0, 0.5) * mm
+    ccx, ccy = rigid(fcx, fcy)
+    ccx, ccy = float(ccx + rng.normal(0.0, 0.5) * mm), float(ccy + rng.normal(0.0, 0.5) * mm)
     spread = (0.55 + 0.25 * rng.random()) if latent else (0.8 + 0.15 * pressure + 0.05 * rng.random())
-    axis_x = half_width * spread
-    axis_top, axis_bottom = top * spread * rng.uniform(0.95, 1.05), bottom * rng.uniform(0.95, 1.15)
+    axis_x = float(half_width * spread)
+    axis_top, axis_bottom = float(top * spread * rng.uniform(0.95, 1.05)), float(bottom * rng.uniform(0.95, 1.15))
     x, y = pixel_grid(shape)
     ex, ey = x - ccx, y - ccy
     rx = (cos_a * ex + sin_a * ey) / axis_x
@@ -78,7 +79,7 @@ def render_impression(master: Master, index: int, config: SynthConfig) -> Impres
     halo = np.exp(-(((radius - 1.06) * axis_x / (0.5 * mm)) ** 2)) * (radius > 0.9)
 
     # plastic distortion: zero in the close-contact core, growing toward the rim
-    amplitude = rng.uniform(0.15, 0.5) * mm
+    amplitude = float(rng.uniform(0.15, 0.5) * mm)
     ramp = np.clip((radius - 0.35) / 0.65, 0.0, 1.5)
     ramp = ramp * ramp * (3.0 - 2.0 * np.minimum(ramp, 1.0))
     dist_x = amplitude * ramp * coarse_noise(rng, shape, 6.0 * mm)

@@ -14,7 +14,7 @@ import numpy as np
 
 from fpload.errors import UsageError
 from fpload.synth._config import SynthConfig
-from fpload.synth._fields import fingertip_mask, smooth_noise
+from fpload.synth._fields import coarse_noise, fingertip_mask, smooth_noise
 from fpload.synth._minutiae import extract_minutiae
 from fpload.synth._orientation import (
     PATTERN_CLASSES,
@@ -89,6 +89,18 @@ def master_canvas(size: int, ppi: int) -> int:
     return int(ceil(side / 16.0) * 16)
 
 
+def _span(used: np.ndarray, margin: float, multiple: int, limit: int) -> tuple[int, int]:
+    """``[start, stop)`` covering the true entries of ``used`` plus ``margin``, its length rounded
+    up to a ``multiple`` (fast FFT sizes) and kept within ``[0, limit)``."""
+    idx = np.nonzero(used)[0]
+    if idx.size == 0:
+        return 0, limit
+    start = max(0, int(idx[0] - margin))
+    length = min(limit, int(ceil((idx[-1] + 1 + margin - start) / multiple) * multiple))
+    start = min(start, limit - length)
+    return start, start + length
+
+
 def generate_master(config: SynthConfig, subject: int, finger: int, *, pattern: str | None = None) -> Master:
     """The master of ``finger`` (position code) of ``subject`` under ``config``.
 
@@ -110,12 +122,16 @@ def generate_master(config: SynthConfig, subject: int, finger: int, *, pattern: 
     lo, hi = config.period_range_px()
     span = hi - lo
     base = rng.uniform(lo + 0.3 * span, hi - 0.3 * span)
-    period = np.clip(base + 0.25 * span * smooth_noise(rng, shape, 5.0 * mm), lo, hi).astype(np.float32)
+    period = np.clip(base + 0.25 * span * coarse_noise(rng, shape, 5.0 * mm), lo, hi).astype(np.float32)
     # ridge-level irregularity: the growth follows a field that wanders at the scale of a few ridges
-    wander = theta + RIDGE_JITTER * smooth_noise(rng, shape, 0.8 * mm)
-    uneven = period * (1.0 + PERIOD_JITTER * smooth_noise(rng, shape, 1.2 * mm))
-    ridges = grow_ridges(rng, wander, (uneven / GROWTH_BIAS).astype(np.float32))
+    wander = theta + RIDGE_JITTER * coarse_noise(rng, shape, 0.8 * mm)
+    uneven = period * (1.0 + PERIOD_JITTER * coarse_noise(rng, shape, 1.2 * mm))
     mask = fingertip_mask(shape, center, dims["half_width"], dims["top"], dims["bottom"])
+    # grow only over the fingertip's bounding box (plus two periods): nothing else is ever seen
+    (y0, y1), (x0, x1) = (_span(mask.any(axis), 2 * hi, 16, side) for axis in (1, 0))
+    ridges = np.full(shape, -1.0, np.float32)
+    box = (slice(y0, y1), slice(x0, x1))
+    ridges[box] = grow_ridges(rng, wander[box], (uneven[box] / GROWTH_BIAS).astype(np.float32))
     inset = float(hi)
     inner = fingertip_mask(
         shape, center, dims["half_width"] - inset, dims["top"] - inset, dims["bottom"] - inset

@@ -17,7 +17,6 @@ from fpload.synth import (
     estimate_orientation,
     generate_master,
     render_impression,
-    ridge_period,
     similarity,
     synthesize,
     write_preview,
@@ -119,11 +118,9 @@ def test_dominant_ridge_period_is_in_the_requested_range(period: tuple[float, fl
     config = SynthConfig(subjects=3, fingers=1, impressions=1, size=256, ridge_period=period)
     for subject in range(1, 4):
         master = generate_master(config, subject, 1)
-        c = master.canvas // 2
-        patch = master.ridges[c - 64 : c + 64, c - 64 : c + 64]
-        assert period[0] - 1.5 <= ridge_period(patch, pad=1024) <= period[1] + 1.5  # one patch: noisy
         clean = np.where(master.mask > 0.5, 128 - 100 * master.ridges, 255).astype(np.uint8)
-        measured = ridge_period_px(clean, foreground(clean))  # median over the whole fingertip
+        # median over the fingertip's windows (one patch at the centre straddles the core)
+        measured = ridge_period_px(clean, foreground(clean))
         assert period[0] - 0.5 <= measured <= period[1] + 0.5, (subject, measured)
         image = render_impression(master, 0, config).image
         # ragged optical ridges: the median over the print's windows, not one patch's peak
