@@ -24,7 +24,8 @@ from fpload.synth._fields import bilinear_sample, bilinear_sampler, coarse_noise
 from fpload.synth._master import Master, Minutia, finger_rng
 from fpload.synth._sensors import render_sensor, swipe_displacement
 
-EDGE_ROUGHNESS = 0.6  # fine-scale wobble of the ridge edges (threshold units of the ridge field)
+EDGE_ROUGHNESS = 0.3  # fine-scale wobble of the ridge edges (threshold units of the ridge field)
+SKIN_TEXTURE = 0.7  # depth of the fine grey texture inside the ridges (share of the ink)
 
 
 @dataclass(frozen=True, eq=False)
@@ -110,9 +111,11 @@ def render_impression(master: Master, index: int, config: SynthConfig) -> Impres
     bias = bias + EDGE_ROUGHNESS * read(master.roughness, 0.0)  # ragged ridge edges of this skin
     ink = np.clip((ridges + bias) / 0.45 + 0.5, 0.0, 1.0)
     breaks = coarse_noise(rng, shape, 0.4 * mm)
-    ink *= np.clip((breaks + 2.2 - 4.0 * dryness) * 2.0, 0.0, 1.0)
+    ink *= np.clip((breaks + 2.6 - 3.0 * dryness) * 2.0, 0.0, 1.0)
     ink *= 1.0 - rng.uniform(0.6, 1.0) * (1.0 - wetness) * read(master.pores, 0.0)
     ink *= 1.0 - read(master.cuts, 0.0)
+    # uneven contact inside each ridge (fine skin texture): grey speckle, not a topology change
+    ink *= 1.0 - SKIN_TEXTURE * np.clip(0.5 + 0.5 * read(master.texture, 0.0), 0.0, 1.0)
     ink *= skin
     pixels = render_sensor(sensor, rng, ink, halo * finger, config.ppi, strip)
 

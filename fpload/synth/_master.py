@@ -44,7 +44,8 @@ class Master:
     ``atan2(dy, dx)`` with y down, modulo pi), ``period`` the ridge period map in pixels,
     ``mask`` the fingertip foreground in ``[0, 1]``, ``cuts`` how much creases and scars
     (``marks``) cut the ridges and ``pores`` the sweat pores, both in ``[0, 1]``; ``roughness``
-    is the unit-variance wobble of the ridge edges (the ridge units of this skin).
+    is the unit-variance wobble of the ridge edges (the ridge units of this skin) and ``texture``
+    the finer grain of the contact inside the ridges.
     """
 
     subject: int
@@ -63,6 +64,7 @@ class Master:
     cuts: np.ndarray | None = None
     pores: np.ndarray | None = None
     roughness: np.ndarray | None = None
+    texture: np.ndarray | None = None
 
     @property
     def canvas(self) -> int:
@@ -163,4 +165,5 @@ def generate_master(config: SynthConfig, subject: int, finger: int, *, pattern: 
         cuts=mark_map(shape, marks),
         pores=pore_map(rng, ridges, mm),
         roughness=smooth_noise(rng, shape, 0.1 * mm),
+        texture=smooth_noise(rng, shape, 0.04 * mm),
     )

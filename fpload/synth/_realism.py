@@ -52,10 +52,10 @@ REAL_RANGES: dict[str, tuple[float | None, float | None]] = {
     "ridge_period_px": (8.6, 10.9),
     "coherence": (0.62, 0.74),
     "height_width": (1.3, 1.9),
-    "saturated": (0.40, None),
-    "background_mean": (245.0, None),
-    "background_noise": (None, 1.0),
-    "cut_by_frame": (0.5, None),
+    "saturated": (0.50, 0.85),  # real: 62 %
+    "background_mean": (250.0, None),  # real: 254
+    "background_noise": (None, 0.2),
+    "cut_by_frame": (0.5, None),  # real: most captures
 }
 REAL_TEXT: dict[str, str] = {
     "ridge_period_px": "8.6–10.9",

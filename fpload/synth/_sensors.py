@@ -60,7 +60,7 @@ def render_sensor(
     scale = ppi / 500.0
     if sensor == "syn-optical":
         white = rng.uniform(258.0, 268.0)  # above 255: the lit platen saturates
-        depth = rng.uniform(290.0, 340.0) * (1.0 + 0.12 * coarse_noise(rng, shape, 3.0 * mm))
+        depth = rng.uniform(250.0, 310.0) * (1.0 + 0.12 * coarse_noise(rng, shape, 3.0 * mm))
         image = white - depth * ink - rng.uniform(25.0, 70.0) * halo
         image = gaussian_blur(image, rng.uniform(0.6, 0.9) * scale)
         image += rng.uniform(1.0, 2.5) * rng.standard_normal(shape, dtype=np.float32)
