@@ -25,6 +25,11 @@ def synth_command(
         Optional[Path],  # noqa: UP007
         typer.Option("--preview", help="Also write a contact sheet PNG (masters and impressions, minutiae marked)."),
     ] = None,
+    sensor: Annotated[
+        Optional[list[str]],  # noqa: UP007
+        typer.Option("--sensor", help="Sensor model, repeatable for a per-impression mix, NAME or NAME:WEIGHT: "
+                     "optical (default), capacitive, thermal-swipe, latent-like; e.g. --sensor optical:3 --sensor capacitive:1."),
+    ] = None,
     subject_prefix: Annotated[
         str, typer.Option("--subject-prefix", help="First field of every subject id: PREFIX-s<seed>-000001.")
     ] = "syn",
@@ -56,9 +61,10 @@ def synth_command(
         from fpload.synth._realism import load_folder
 
         real = load_folder(compare)
+    sensors, weights = _sensor_mix(sensor or ["optical"])
     result = synthesize(out, subjects=subjects, fingers=fingers, impressions=impressions, seed=seed,
                         size=size, ppi=ppi, fmt=fmt, workers=workers, progress=progress,
-                        subject_prefix=subject_prefix)
+                        subject_prefix=subject_prefix, sensors=sensors, sensor_weights=weights)
     summary = result.to_dict()
     if preview is not None:
         summary["preview"] = str(write_preview(preview, result.config))
@@ -81,3 +87,16 @@ def synth_command(
             typer.echo(f"preview: {summary['preview']}", err=True)
         if table is not None:
             typer.echo(table)
+
+
+def _sensor_mix(values: list[str]) -> tuple[tuple[str, ...], tuple[float, ...] | None]:
+    """``["optical:3", "capacitive:1"]`` -> names and weights (``None`` when no weight is given)."""
+    names, weights = [], []
+    for value in values:
+        name, _, weight = value.partition(":")
+        try:
+            weights.append(float(weight) if weight else 1.0)
+        except ValueError:
+            raise UsageError(f"--sensor: weight {weight!r} of {value!r} is not a number; allowed: NAME or NAME:WEIGHT") from None
+        names.append(name)
+    return tuple(names), (tuple(weights) if any(":" in v for v in values) else None)

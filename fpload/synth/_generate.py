@@ -191,6 +191,7 @@ def synthesize(
     progress: bool = True,
     subject_prefix: str = "syn",
     sensors: tuple[str, ...] | str | None = None,
+    sensor_weights: tuple[float, ...] | None = None,
 ) -> SynthResult:
     """Generate a synthetic fingerprint data set into the folder ``out``.
 
@@ -199,7 +200,8 @@ def synthesize(
     ``"jp2"``), over ``workers`` processes (default: all CPUs), with a progress bar on stderr
     unless ``progress=False``. Subject ids are ``"<subject_prefix>-s<seed>-<number>"``, so two
     runs with different seeds (or prefixes) never merge fingers into one identity. ``sensors``
-    names the sensor model(s) drawn per impression (default: ``("optical",)``). Returns a
+    names the sensor model(s) drawn per impression (default: ``("optical",)``), with
+    ``sensor_weights`` (default: equal). Returns a
     :class:`SynthResult`; ``result.metadata_path`` is the
     file to ingest. Bad arguments raise :class:`fpload.errors.UsageError`.
 
@@ -221,5 +223,6 @@ def synthesize(
         workers=workers,
         subject_prefix=subject_prefix,
         **({} if sensors is None else {"sensors": sensors}),
+        sensor_weights=sensor_weights,
     )
     return run_synthesis(out, config, progress=progress)
