@@ -24,10 +24,6 @@ from fpload.synth._fields import bilinear_sample, bilinear_sampler, coarse_noise
 from fpload.synth._master import Master, Minutia, finger_rng
 from fpload.synth._sensors import render_sensor, swipe_displacement
 
-EDGE_ROUGHNESS = 0.3  # fine-scale wobble of the ridge edges (threshold units of the ridge field)
-SKIN_TEXTURE = 0.7  # depth of the fine grey texture inside the ridges (share of the ink)
-
-
 @dataclass(frozen=True, eq=False)
 class Impression:
     """One rendered capture: 8-bit grayscale ``image`` plus its ground truth and parameters."""
@@ -94,8 +90,8 @@ def render_impression(master: Master, index: int, config: SynthConfig) -> Impres
     qx = cm + cos_a * ux + sin_a * uy + dist_x
     qy = cm - sin_a * ux + cos_a * uy + dist_y
     read = bilinear_sampler(master.ridges.shape, qx, qy)
-    ridges = read(master.ridges, -1.0)
-    finger = read(master.mask, 0.0)
+    ridges = read(master.relief, -1.0)  # ridges with this skin's ragged edges
+    finger = read(master.open_mask, 0.0)  # the fingertip less its creases and scars
     skin = finger * contact
     if latent:  # a patchy deposit: only parts of the contact leave a trace
         skin = skin * np.clip((coarse_noise(rng, shape, 3.0 * mm) + 0.7) * 1.5, 0.0, 1.0)
@@ -108,14 +104,11 @@ def render_impression(master: Master, index: int, config: SynthConfig) -> Impres
     bias = bias + 0.15 * coarse_noise(rng, shape, 2.5 * mm) + 0.12 * coarse_noise(rng, shape, 0.6 * mm)
     if wetness > 0:
         bias = bias + wetness * 1.2 * np.clip(coarse_noise(rng, shape, 1.5 * mm) - 0.3, 0.0, 2.0)
-    bias = bias + EDGE_ROUGHNESS * read(master.roughness, 0.0)  # ragged ridge edges of this skin
     ink = np.clip((ridges + bias) / 0.45 + 0.5, 0.0, 1.0)
     breaks = coarse_noise(rng, shape, 0.4 * mm)
     ink *= np.clip((breaks + 2.6 - 3.0 * dryness) * 2.0, 0.0, 1.0)
-    ink *= 1.0 - rng.uniform(0.6, 1.0) * (1.0 - wetness) * read(master.pores, 0.0)
-    ink *= 1.0 - read(master.cuts, 0.0)
-    # uneven contact inside each ridge (fine skin texture): grey speckle, not a topology change
-    ink *= 1.0 - SKIN_TEXTURE * np.clip(0.5 + 0.5 * read(master.texture, 0.0), 0.0, 1.0)
+    # pores and the fine grain of the contact inside each ridge; wet skin fills them partly
+    ink *= 1.0 - (1.0 - 0.5 * wetness) * read(master.grain, 0.0)
     ink *= skin
     pixels = render_sensor(sensor, rng, ink, halo * finger, config.ppi, strip)
 

@@ -8,6 +8,7 @@ is the same whatever else is generated and however the work is split between pro
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from math import ceil
 
 import numpy as np
@@ -32,6 +33,9 @@ Minutia = tuple[float, float, float, str]  # x, y, theta (rad), "ending" | "bifu
 FINGERTIP_MM = {"half_width": (6.0, 8.0), "top": (9.5, 12.0), "bottom": (10.0, 13.0)}
 RIDGE_JITTER = 0.12  # small-scale orientation irregularity (radians): real ridges wander
 PERIOD_JITTER = 0.06  # small-scale relative ridge-period irregularity
+EDGE_ROUGHNESS = 0.3  # wobble of the ridge edges (threshold units of the ridge field)
+SKIN_TEXTURE = 0.75  # depth of the fine grey grain inside the ridges (share of the ink)
+PORE_DEPTH = 0.8  # share of the ink a pore's centre removes
 GROWTH_BIAS = 1.08  # grown ridges settle this much coarser than the filters' tuning: tune finer
 MAX_SHIFT_MM = 3.0  # largest displacement of an impression (rigid + distortion), for the canvas
 
@@ -65,6 +69,22 @@ class Master:
     pores: np.ndarray | None = None
     roughness: np.ndarray | None = None
     texture: np.ndarray | None = None
+
+    @cached_property
+    def relief(self) -> np.ndarray:
+        """``ridges`` with this skin's ragged edges (what an impression thresholds)."""
+        return (self.ridges + EDGE_ROUGHNESS * self.roughness).astype(np.float32)
+
+    @cached_property
+    def open_mask(self) -> np.ndarray:
+        """``mask`` with the creases and scars cut out (no ridge touches the platen there)."""
+        return (self.mask * (1.0 - self.cuts)).astype(np.float32)
+
+    @cached_property
+    def grain(self) -> np.ndarray:
+        """Share of the ink that pores and the fine grain of the skin take away, ``[0, 1]``."""
+        texture = SKIN_TEXTURE * np.clip(0.5 + 0.5 * self.texture, 0.0, 1.0)
+        return (1.0 - (1.0 - PORE_DEPTH * self.pores) * (1.0 - texture)).astype(np.float32)
 
     @property
     def canvas(self) -> int:
