@@ -63,7 +63,7 @@ def render_impression(master: Master, index: int, config: SynthConfig) -> Impres
     fcx, fcy, half_width, top, bottom = master.fingertip
     ccx, ccy = rigid(fcx, fcy)
     ccx, ccy = float(ccx + rng.normal(0.0, 0.5) * mm), float(ccy + rng.normal(0.0, 0.5) * mm)
-    spread = (0.55 + 0.25 * rng.random()) if latent else (0.8 + 0.15 * pressure + 0.05 * rng.random())
+    spread = (0.65 + 0.25 * rng.random()) if latent else (0.8 + 0.15 * pressure + 0.05 * rng.random())
     axis_x = float(half_width * spread)
     axis_top, axis_bottom = float(top * spread * rng.uniform(0.95, 1.05)), float(bottom * rng.uniform(0.95, 1.15))
     x, y = pixel_grid(shape)
@@ -94,7 +94,7 @@ def render_impression(master: Master, index: int, config: SynthConfig) -> Impres
     finger = read(master.open_mask, 0.0)  # the fingertip less its creases and scars
     skin = finger * contact
     if latent:  # a patchy deposit: only parts of the contact leave a trace
-        skin = skin * np.clip((coarse_noise(rng, shape, 3.0 * mm) + 0.7) * 1.5, 0.0, 1.0)
+        skin = skin * np.clip((coarse_noise(rng, shape, 3.0 * mm) + 1.6) * 1.5, 0.0, 1.0)
 
     # skin at the moment of capture: pressure and moisture set the ridge width, which varies
     # along each ridge; dry skin breaks ridges, wet skin merges them and fills the pores

@@ -67,7 +67,7 @@ def render_sensor(
     elif sensor == "syn-capacitive":
         back = rng.uniform(185.0, 215.0)
         ridge = rng.uniform(60.0, 100.0)
-        image = back - (back - ridge) * ink - 0.5 * (back - ridge) * halo
+        image = back - (back - ridge) * ink
         image = gaussian_blur(image, rng.uniform(0.6, 1.0) * scale)
         h, w = shape
         image = image[: h - h % 2, : w - w % 2].reshape(h // 2, 2, w // 2, 2).mean((1, 3))
@@ -90,11 +90,11 @@ def render_sensor(
             image += seam[:, None]
         image += rng.uniform(4.0, 7.0) * rng.standard_normal(shape, dtype=np.float32)
     elif sensor == "syn-latent-like":
-        back = rng.uniform(150.0, 210.0) + 18.0 * coarse_noise(rng, shape, 4.0 * mm) + 7.0 * coarse_noise(rng, shape, 0.8 * mm)
+        back = rng.uniform(150.0, 210.0) + 10.0 * coarse_noise(rng, shape, 4.0 * mm) + 5.0 * coarse_noise(rng, shape, 0.8 * mm)
         smudge = np.clip(coarse_noise(rng, shape, 2.0 * mm) - 1.2, 0.0, 1.0) * rng.uniform(0.3, 0.7)
-        depth = rng.uniform(35.0, 80.0)
+        depth = rng.uniform(60.0, 110.0)
         image = back - depth * np.maximum(ink, smudge)
-        image = gaussian_blur(image, rng.uniform(1.0, 1.8) * scale)
+        image = gaussian_blur(image, rng.uniform(0.9, 1.4) * scale)
         image += rng.uniform(5.0, 9.0) * rng.standard_normal(shape, dtype=np.float32)
     else:  # pragma: no cover - the config refuses unknown sensors
         raise ValueError(f"unknown sensor {sensor!r}")
