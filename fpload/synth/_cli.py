@@ -36,7 +36,7 @@ def synth_command(
     report: Annotated[
         Optional[Path],  # noqa: UP007
         typer.Option("--report", help="Also write a realism report (realism.md/.json, samples.png) into this folder "
-                     "and print its table, e.g. --report report."),
+                     "and print its table (first 200 images of each set), e.g. --report report."),
     ] = None,
     compare: Annotated[
         Optional[Path],  # noqa: UP007
