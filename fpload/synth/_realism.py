@@ -42,7 +42,7 @@ from scipy import ndimage
 from fpload.errors import UsageError
 
 BLOCK = 16
-IMAGE_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".jpg", ".jpeg", ".jp2", ".pgm", ".wsq")
+IMAGE_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".jpg", ".jpeg", ".jp2", ".pgm")  # what Pillow reads
 DEFAULT_LIMIT = 200
 
 #: The ranges measured on real captures (issue 16: FVC-style 500 ppi optical and two other
@@ -256,11 +256,6 @@ def load_folder(path: str | os.PathLike[str], *, label: str | None = None, limit
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())[:limit]
     if not files:
         raise UsageError(f"compare: no images ({', '.join(IMAGE_SUFFIXES)}) under {str(root)!r}")
-    if any(p.suffix.lower() == ".wsq" for p in files):
-        try:
-            import wsq  # noqa: F401 - registers the WSQ codec with Pillow
-        except ImportError as err:
-            raise UsageError(f"compare: {str(root)!r} holds .wsq images; install the 'wsq' package to read them") from err
     images = []
     for p in files:
         try:
