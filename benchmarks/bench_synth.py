@@ -1,6 +1,7 @@
 """Benchmark of ``fpload.synth``: impressions per second at 512 x 512.
 
-    python benchmarks/bench_synth.py --size full    # 100 subjects x 2 fingers x 4 impressions
+    python benchmarks/bench_synth.py --size full    # 1,000 impressions at 512 x 512 (target: <= 60 s on 2 cores)
+    python benchmarks/bench_synth.py --size demo    # the synthesis of `fpload demo`: 192 at 256 x 256
     python benchmarks/bench_synth.py --size tiny    # seconds; what the test suite runs
 
 Prints a table (a single-process run on a tenth of the subjects is the baseline the parallel
@@ -20,8 +21,10 @@ from pathlib import Path
 
 SIZES = {
     "tiny": {"subjects": 2, "fingers": 1, "impressions": 2, "size": 256},
-    "full": {"subjects": 100, "fingers": 2, "impressions": 4, "size": 512},
+    "demo": {"subjects": 24, "fingers": 2, "impressions": 4, "size": 256},
+    "full": {"subjects": 125, "fingers": 2, "impressions": 4, "size": 512},
 }
+TARGET_SECONDS = {"full": 60.0}  # issue 16: 1,000 impressions at 512 x 512 within a minute on 2 cores
 
 
 def run(preset: str, workers: int | None, results: Path) -> list[dict]:
@@ -52,6 +55,8 @@ def run(preset: str, workers: int | None, results: Path) -> list[dict]:
                 "machine": platform.machine(),
                 "python": platform.python_version(),
                 "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                "load_average": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+                "target_seconds": TARGET_SECONDS.get(preset) if label == "parallel" else None,
                 **run_params,
             }
         )

@@ -35,4 +35,4 @@ def test_governance_walkthrough_runs(tmp_path):
     audit = next(out for cmd, out in outputs if cmd.startswith("fpload audit --root"))
     assert "resnet-a" in audit
     receipt = json.loads((tmp_path / "receipt.json").read_text())
-    assert "syn-000002" not in json.dumps(receipt)
+    assert "syn-s0-000002" not in json.dumps(receipt)

@@ -25,20 +25,56 @@ def synth_command(
         Optional[Path],  # noqa: UP007
         typer.Option("--preview", help="Also write a contact sheet PNG (masters and impressions, minutiae marked)."),
     ] = None,
+    sensor: Annotated[
+        Optional[list[str]],  # noqa: UP007
+        typer.Option("--sensor", help="Sensor model, repeatable for a per-impression mix, NAME or NAME:WEIGHT: "
+                     "optical (default), capacitive, thermal-swipe, latent-like; e.g. --sensor optical:3 --sensor capacitive:1."),
+    ] = None,
+    subject_prefix: Annotated[
+        str, typer.Option("--subject-prefix", help="First field of every subject id: PREFIX-s<seed>-000001.")
+    ] = "syn",
+    report: Annotated[
+        Optional[Path],  # noqa: UP007
+        typer.Option("--report", help="Also write a realism report (realism.md/.json, samples.png) into this folder "
+                     "and print its table (first 200 images of each set), e.g. --report report."),
+    ] = None,
+    compare: Annotated[
+        Optional[Path],  # noqa: UP007
+        typer.Option("--compare", help="With --report: a folder of real images measured side by side, e.g. --compare fvc/db1."),
+    ] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar on stderr.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
 ) -> None:
-    """Generate realistic synthetic fingerprints with ground truth (minutiae, class, quality)."""
+    """Generate realistic synthetic fingerprints with ground truth (minutiae, class, quality).
+
+    Example: fpload synth --subjects 20 --out data --report report --compare fvc/db1
+    """
     from fpload.synth._generate import synthesize
     from fpload.synth._preview import write_preview
 
     if preview is not None and preview.suffix.lower() != ".png":
         raise UsageError(f"--preview: {str(preview)!r} must name a .png file")
+    if compare is not None and report is None:
+        raise UsageError(f"--compare: {str(compare)!r} needs --report DIR to write the comparison into")
+    real = None
+    if compare is not None:  # read (and refuse) the real images before writing anything
+        from fpload.synth._realism import load_folder
+
+        real = load_folder(compare)
+    sensors, weights = _sensor_mix(sensor or ["optical"])
     result = synthesize(out, subjects=subjects, fingers=fingers, impressions=impressions, seed=seed,
-                        size=size, ppi=ppi, fmt=fmt, workers=workers, progress=progress)
+                        size=size, ppi=ppi, fmt=fmt, workers=workers, progress=progress,
+                        subject_prefix=subject_prefix, sensors=sensors, sensor_weights=weights)
     summary = result.to_dict()
     if preview is not None:
         summary["preview"] = str(write_preview(preview, result.config))
+    table = None
+    if report is not None:
+        from fpload.synth._realism import load_synthetic, realism_report
+
+        sets = [load_synthetic(result.out)] + ([real] if real is not None else [])
+        done = realism_report(sets, report)
+        summary["report"], table = done.to_dict(), done.markdown
     if as_json:
         typer.echo(json.dumps(summary, sort_keys=True))
     else:
@@ -49,3 +85,18 @@ def synth_command(
         )
         if preview is not None:
             typer.echo(f"preview: {summary['preview']}", err=True)
+        if table is not None:
+            typer.echo(table)
+
+
+def _sensor_mix(values: list[str]) -> tuple[tuple[str, ...], tuple[float, ...] | None]:
+    """``["optical:3", "capacitive:1"]`` -> names and weights (``None`` when no weight is given)."""
+    names, weights = [], []
+    for value in values:
+        name, _, weight = value.partition(":")
+        try:
+            weights.append(float(weight) if weight else 1.0)
+        except ValueError:
+            raise UsageError(f"--sensor: weight {weight!r} of {value!r} is not a number; allowed: NAME or NAME:WEIGHT") from None
+        names.append(name)
+    return tuple(names), (tuple(weights) if any(":" in v for v in values) else None)

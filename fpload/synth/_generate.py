@@ -29,7 +29,7 @@ from fpload.errors import UsageError
 from fpload.synth._analysis import quality_score
 from fpload.synth._config import FORMAT_VERSION, FORMATS, SynthConfig
 from fpload.synth._impression import render_impression
-from fpload.synth._master import generate_master, subject_id
+from fpload.synth._master import generate_master
 
 METADATA_NAME = "metadata.jsonl"
 CONFIG_NAME = "synth.json"
@@ -99,7 +99,7 @@ def render_finger(config: SynthConfig, subject: int, finger: int, out: Path) -> 
         rows.append(
             {
                 "file": f"{IMAGE_DIR}/{name}",
-                "subject_id": subject_id(subject),
+                "subject_id": config.subject_id(subject),
                 "finger": finger,
                 "impression": k,
                 "sensor": imp.sensor,
@@ -114,6 +114,9 @@ def render_finger(config: SynthConfig, subject: int, finger: int, out: Path) -> 
                 "height": config.size,
                 "minutiae": [[_r(x, 1), _r(y, 1), _r(t, 3), kind] for x, y, t, kind in imp.minutiae],
                 "singular_points": [[_r(x, 1), _r(y, 1), kind] for x, y, kind in imp.singular_points],
+                "occluded": [
+                    [kind, _r(band, 1), [[_r(x, 1), _r(y, 1)] for x, y in points]] for kind, band, points in imp.occluded
+                ],
                 "synth_version": FORMAT_VERSION,
             }
         )
@@ -186,13 +189,20 @@ def synthesize(
     fmt: str = "png",
     workers: int | None = None,
     progress: bool = True,
+    subject_prefix: str = "syn",
+    sensors: tuple[str, ...] | str | None = None,
+    sensor_weights: tuple[float, ...] | None = None,
 ) -> SynthResult:
     """Generate a synthetic fingerprint data set into the folder ``out``.
 
     ``subjects`` x ``fingers`` (finger position codes ``1..fingers``) masters, ``impressions``
     captures of each, ``size`` x ``size`` pixels at ``ppi``, as ``fmt`` (``"png"`` or lossless
     ``"jp2"``), over ``workers`` processes (default: all CPUs), with a progress bar on stderr
-    unless ``progress=False``. Returns a :class:`SynthResult`; ``result.metadata_path`` is the
+    unless ``progress=False``. Subject ids are ``"<subject_prefix>-s<seed>-<number>"``, so two
+    runs with different seeds (or prefixes) never merge fingers into one identity. ``sensors``
+    names the sensor model(s) drawn per impression (default: ``("optical",)``), with
+    ``sensor_weights`` (default: equal). Returns a
+    :class:`SynthResult`; ``result.metadata_path`` is the
     file to ingest. Bad arguments raise :class:`fpload.errors.UsageError`.
 
     Example::
@@ -211,5 +221,8 @@ def synthesize(
         ppi=ppi,
         fmt=fmt,
         workers=workers,
+        subject_prefix=subject_prefix,
+        **({} if sensors is None else {"sensors": sensors}),
+        sensor_weights=sensor_weights,
     )
     return run_synthesis(out, config, progress=progress)

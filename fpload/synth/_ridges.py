@@ -63,18 +63,21 @@ def grow_ridges(
     normal = th + np.float32(np.pi / 2)
     n = ANGULAR_ORDER
     coeff = [comb(2 * n, n) / 4.0**n] + [2.0 * comb(2 * n, n - m) / 4.0**n for m in range(1, n + 1)]
-    harmonics = [np.exp(2j * m * phi).astype(np.complex64) for m in range(n + 1)]
-    steer = [np.exp(-2j * m * normal).astype(np.complex64) * np.float32(coeff[m]) for m in range(n + 1)]
+    harmonics = _powers(np.exp(2j * phi).astype(np.complex64), n)
+    steer = [p * np.float32(c) for p, c in zip(_powers(np.exp(-2j * normal).astype(np.complex64), n), coeff)]
     radial = [np.exp(-((rho - f) ** 2) / (2.0 * sigma_rho**2)).astype(np.float32) for f in bins]
     # per-pixel weights of every (bin, harmonic) response, and the matching filters
     filters = [r * h for r in radial for h in harmonics]
     weights = [bw * s for bw in bin_weights for s in steer]
 
+    parts = [(np.ascontiguousarray(w.real), np.ascontiguousarray(w.imag)) for w in weights]
+
     def respond(image: np.ndarray) -> np.ndarray:
         spectrum = np.fft.fft2(image)
         out = np.zeros(grid, np.float32)
-        for filt, weight in zip(filters, weights):
-            out += (np.fft.ifft2(spectrum * filt) * weight).real
+        for filt, (w_re, w_im) in zip(filters, parts):
+            z = np.fft.ifft2(spectrum * filt)
+            out += z.real * w_re - z.imag * w_im
         return out
 
     image = rng.standard_normal(grid).astype(np.float32)
@@ -86,6 +89,14 @@ def grow_ridges(
     full = _fourier_upsample(response, factor)[: shape[0], : shape[1]]
     local = np.sqrt(gaussian_blur(full * full, float(period.mean())) + 1e-12)
     return np.tanh(1.5 * full / local).astype(np.float32)
+
+
+def _powers(base: np.ndarray, n: int) -> list[np.ndarray]:
+    """``[base**0, base**1, ..., base**n]`` by repeated multiplication (complex64)."""
+    out = [np.ones(base.shape, np.complex64), base]
+    for _ in range(2, n + 1):
+        out.append(out[-1] * base)
+    return out[: n + 1]
 
 
 def _fourier_upsample(image: np.ndarray, factor: int) -> np.ndarray:
