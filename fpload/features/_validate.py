@@ -114,19 +114,24 @@ def pyfing_recovery(images: Sequence[np.ndarray], truth: Sequence[Sequence[Seque
                                                                               truth, **kw)}
 
 
+def foreground_mm2(image: np.ndarray, *, ppi: int = 500) -> float:
+    """Foreground area of one 8-bit image in mm², by pyfing's GMFS segmentation at ``ppi``."""
+    from fpload.features._builtin import ImageAnalysis
+    from fpload.features._pyfing import PYFING_EXTRACTORS, _run
+
+    seg = PYFING_EXTRACTORS["pyfing.segmentation"].resolve({"dpi": ppi})
+    an = ImageAnalysis(np.ascontiguousarray(image, np.uint8), 16)
+    return float((_run(an, "GMFS", seg["algorithms"], ppi) > 0).sum()) / (ppi / 25.4) ** 2
+
+
 def minutiae_density(images: Sequence[np.ndarray], *, ppi: int = 500, method: str = "deep") -> dict[str, Any]:
     """Minutiae per mm² of foreground (pyfing's GMFS mask) that pyfing finds on ``images``:
     the number to set beside :func:`pyfing_recovery` for a folder of real captures."""
     from fpload.features._builtin import ImageAnalysis
     from fpload.features._pyfing import PYFING_EXTRACTORS, _run
 
-    seg = PYFING_EXTRACTORS["pyfing.segmentation"].resolve({"dpi": ppi})
     found = detect(images, dpi=ppi, method=method)
-    area_px = 0.0
-    for image in images:
-        an = ImageAnalysis(np.ascontiguousarray(image, np.uint8), 16)
-        area_px += float((_run(an, "GMFS", seg["algorithms"], ppi) > 0).sum())
-    mm2 = area_px / (ppi / 25.4) ** 2
+    mm2 = sum(foreground_mm2(image, ppi=ppi) for image in images)
     count = sum(len(f) for f in found)
     return {"images": len(images), "minutiae": count, "foreground_mm2": mm2,
             "per_mm2": count / mm2 if mm2 else float("nan")}
