@@ -114,3 +114,9 @@ class PluginError(FploadError, RuntimeError):
 class StoreError(FploadError, OSError):
     """An object store (``s3://`` …) cannot be reached, refuses the credentials, lacks the bucket,
     or an object cannot be fetched after retries; the message names the URL (exit code 1)."""
+
+
+class RecordError(DataError):
+    """A biometric record (an ANSI/NIST-ITL transaction, an ISO/IEC 19794-4 finger image record) is
+    truncated, has wrong lengths, an unknown record type, a missing or bad field, or an image that
+    does not decode; the message names the file and the record."""

@@ -19,7 +19,11 @@ def synth_command(
     seed: Annotated[int, typer.Option("--seed", help="Seed of every random choice (>= 0).")] = 0,
     size: Annotated[int, typer.Option("--size", help="Image side in pixels (128-4096).")] = 512,
     ppi: Annotated[int, typer.Option("--ppi", help="Resolution in pixels per inch (250-1000).")] = 500,
-    fmt: Annotated[str, typer.Option("--format", help="Image format: png, or jp2 (lossless JPEG 2000).")] = "png",
+    fmt: Annotated[str, typer.Option("--format", help="Image format: png, jp2 (lossless JPEG 2000) or wsq "
+                                     "(FBI WSQ, lossy, as real captures are; needs fpload[nist]).")] = "png",
+    records: Annotated[Optional[str], typer.Option("--records", help="Also write the images as biometric records "  # noqa: UP007
+                                                   "under OUT/records/, one file per subject: an2 (ANSI/NIST-ITL "
+                                                   "Type-14) or iso (ISO/IEC 19794-4); needs fpload[nist].")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", help="Processes (default: all CPUs).")] = None,  # noqa: UP007 - typer needs Optional
     preview: Annotated[
         Optional[Path],  # noqa: UP007
@@ -37,6 +41,10 @@ def synth_command(
     result = synthesize(out, subjects=subjects, fingers=fingers, impressions=impressions, seed=seed,
                         size=size, ppi=ppi, fmt=fmt, workers=workers, progress=progress)
     summary = result.to_dict()
+    if records is not None:
+        from fpload.synth._records import write_records
+
+        summary["records"] = [str(p) for p in write_records(result.out, records)]
     if preview is not None:
         summary["preview"] = str(write_preview(preview, result.config))
     if as_json:
