@@ -105,6 +105,12 @@ def _walk_lengths(data: bytes, file: str) -> None:
             length = int.from_bytes(data[offset:offset + 4], "big")
         if length < 5:
             raise RecordError(f"{file}: record {n} at byte {offset}: length {length} is too small (wrong lengths)")
+        if offset + length > len(data):
+            raise RecordError(f"{file}: truncated transaction: record {n} at byte {offset} declares {length} bytes, "
+                              f"{len(data) - offset} are left")
+        if m is not None and data[offset + length - 1] != 0x1C:
+            raise RecordError(f"{file}: record {n} (Type-{int(m[1])}) at byte {offset}: its length field says "
+                              f"{length} bytes but the record does not end there (wrong lengths)")
         offset += length
         n += 1
         if n > _MAX_RECORDS:
