@@ -36,6 +36,11 @@ def synth_command(
     from fpload.synth._generate import synthesize
     from fpload.synth._preview import write_preview
 
+    if records is not None:
+        from fpload.synth._records import RECORD_KINDS
+
+        if records not in RECORD_KINDS:
+            raise UsageError(f"--records: unknown kind {records!r}; allowed: {', '.join(RECORD_KINDS)}")
     if preview is not None and preview.suffix.lower() != ".png":
         raise UsageError(f"--preview: {str(preview)!r} must name a .png file")
     result = synthesize(out, subjects=subjects, fingers=fingers, impressions=impressions, seed=seed,
