@@ -107,7 +107,7 @@ def make_captures(out: str | Path, *, subjects: int = 4, fingers: int = 2, impre
 
 
 def make_records(out: str | Path, *, subjects: int = 2, fingers: int = 2, impressions: int = 1,
-                 size: tuple[int, int] = (48, 40), ppi: int = 500, seed: int = 0, fmt: str = "wsq",
+                 size: tuple[int, int] = (80, 64), ppi: int = 500, seed: int = 0, fmt: str = "wsq",
                  kind: str = "an2") -> Path:
     """Write one biometric record per subject into the folder ``out`` (created); return it.
 

@@ -6,7 +6,9 @@ WSQ files crash it with a segmentation fault (checked here, a few in every thous
 mutations). So fpload never decodes WSQ in its own process:
 
 - :func:`wsq_size` reads the frame header (SOF marker) in Python, bounded and checked, so the
-  pixel limit is enforced *before* any decoding;
+  pixel limit is enforced *before* any decoding; images narrower or shorter than
+  :data:`MIN_SIDE` pixels are refused (the codec's output for them is undefined: garbage that
+  changes from one decode to the next);
 - :func:`decode_wsq` sends the bytes to a long-lived helper process (``python -I``, importing only
   the C codec, stdout/stderr to ``/dev/null``, address space capped) and reads back the pixels;
   a crash, a timeout or a wrong pixel count of that helper is a :class:`ValueError` for this one
@@ -40,6 +42,9 @@ import numpy as np
 WSQ_MAGIC = b"\xff\xa0"
 #: seconds one helper may take for one image before it is killed and the image refused
 DECODE_TIMEOUT_S = 60.0
+#: the smallest width and height read or written: below about 52 pixels the NBIS codec reads
+#: outside the image (garbage pixels that differ from one decode to the next; checked here)
+MIN_SIDE = 64
 _MARKERS_WITH_LENGTH = {0xA3, 0xA4, 0xA5, 0xA6, 0xA7, 0xA8}  # SOB, DTT, DQT, DHT, DRT, COM
 _SOF = 0xA2
 _INSTALL_HINT = "install fpload's optional extra for biometric records: pip install 'fpload[nist]'"
@@ -132,6 +137,8 @@ def encode_wsq(pixels: np.ndarray, bitrate: float = 2.25) -> bytes:
     if pixels.ndim != 2:
         raise ValueError(f"WSQ holds one grey channel; got an array of shape {pixels.shape}")
     h, w = pixels.shape
+    if min(h, w) < MIN_SIDE:
+        raise ValueError(f"WSQ needs images of at least {MIN_SIDE}×{MIN_SIDE} pixels, got {w}×{h}")
     return bytes(_wsq.compress(pixels.tobytes(), h, w, float(bitrate)))
 
 
@@ -224,6 +231,9 @@ def decode_wsq(data: bytes, max_pixels: int, timeout: float = DECODE_TIMEOUT_S) 
     past ``timeout`` seconds; ImportError when the codec is not installed.
     """
     width, height = wsq_size(data)
+    if min(width, height) < MIN_SIDE:
+        raise ValueError(f"WSQ image of {width}×{height} pixels: fpload reads WSQ of at least {MIN_SIDE}×{MIN_SIDE} "
+                         "(the NBIS codec is undefined on smaller ones)")
     if width * height > max_pixels:
         raise ValueError(f"{width}×{height} = {width * height} pixels is over the limit of {max_pixels} pixels "
                          "(a decompression bomb, or raise --max-image-pixels)")

@@ -27,7 +27,7 @@ def _rows(cat):
 
 
 def test_transactions_ingest_without_metadata(tmp_path):
-    rec = make_records(tmp_path / "rec", subjects=2, fingers=2, impressions=1, size=(60, 50))
+    rec = make_records(tmp_path / "rec", subjects=2, fingers=2, impressions=1, size=(80, 64))
     with open_catalog(tmp_path / "cat.duckdb") as cat:
         rep = cat.ingest_records([rec])
         rows = _rows(cat)
@@ -35,7 +35,7 @@ def test_transactions_ingest_without_metadata(tmp_path):
     r = rows[0]
     assert r["uri"].endswith("S000.an2#type14/2")  # position 2: after Type-1 and Type-2
     assert (r["subject_id"], r["finger"], r["impression"], r["ppi"], r["sensor"]) == ("S000", 1, 0, 500, "toy-sensor")
-    assert (r["width"], r["height"], r["format"]) == (50, 60, "wsq")
+    assert (r["width"], r["height"], r["format"]) == (64, 80, "wsq")
     assert r["quality"] == 43.0 and r["captured_at"] == datetime(2024, 5, 1)
     assert r["consent"] is False  # records carry no consent: nothing is packed until it is given
     assert json.loads(r["extra"])["record"] == {"type": 14, "idc": 1, "fgp": 1, "cga": "WSQ20", "src": "FPLOAD",
@@ -61,7 +61,7 @@ def test_subject_field_and_resolution_units(tmp_path):
 
 def test_slaps_and_palms_are_skipped_and_counted(tmp_path):
     rng = np.random.default_rng(1)
-    images = [{"image": encode(ridge_image(rng, (40, 30)), "wsq"), "format": "wsq", "width": 30, "height": 40,
+    images = [{"image": encode(ridge_image(rng, (72, 64)), "wsq"), "format": "wsq", "width": 64, "height": 72,
                "finger": f, "impression": 0, "ppi": 500} for f in (0, 3, 13, 14, 22)]
     (tmp_path / "a.an2").write_bytes(build_transaction("S1", images))
     with open_catalog(tmp_path / "cat.duckdb") as cat:
@@ -85,9 +85,9 @@ def test_iso_19794_4_records(tmp_path):
 def test_same_image_bytes_as_files_give_the_same_sample_ids(tmp_path):
     """A WSQ image inside a record and the same bytes as a file are one sample."""
     rng = np.random.default_rng(4)
-    img = encode(ridge_image(rng, (40, 30)), "wsq")
-    (tmp_path / "a.an2").write_bytes(build_transaction("S1", [{"image": img, "format": "wsq", "width": 30,
-                                                                "height": 40, "finger": 2, "impression": 0, "ppi": 500}]))
+    img = encode(ridge_image(rng, (72, 64)), "wsq")
+    (tmp_path / "a.an2").write_bytes(build_transaction("S1", [{"image": img, "format": "wsq", "width": 64,
+                                                                "height": 72, "finger": 2, "impression": 0, "ppi": 500}]))
     with open_catalog(tmp_path / "cat.duckdb") as cat:
         cat.ingest_records([tmp_path / "a.an2"])
         assert [r["sample_id"] for r in _rows(cat)] == [sample_key(img)]

@@ -21,7 +21,7 @@ from fpload.errors import DataError  # noqa: E402
 from fpload.testing import encode, ridge_image  # noqa: E402
 
 
-def _image(seed=0, fmt="wsq", size=(40, 30)):
+def _image(seed=0, fmt="wsq", size=(72, 64)):
     return {"image": encode(ridge_image(np.random.default_rng(seed), size), fmt), "format": fmt,
             "width": size[1], "height": size[0], "finger": 2, "impression": 0, "ppi": 500, "quality": 50}
 
@@ -97,9 +97,9 @@ def test_image_that_does_not_decode(tmp_path, capsys):
 
 
 def test_image_of_another_size_than_the_record_says(tmp_path, capsys):
-    im = {**_image(), "width": 31}
+    im = {**_image(), "width": 65}
     line = _fail(capsys, tmp_path, _transaction(im))
-    assert "bad.an2#type14/2" in line and "31×40" in line
+    assert "bad.an2#type14/2" in line and "65×72" in line
 
 
 def test_missing_resolution(tmp_path, capsys):

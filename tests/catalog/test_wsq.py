@@ -19,7 +19,7 @@ from fpload.errors import ImageError  # noqa: E402
 from fpload.testing import encode, make_captures, ridge_image  # noqa: E402
 
 
-def _wsq_bytes(seed: int = 0, size=(60, 50)) -> bytes:
+def _wsq_bytes(seed: int = 0, size=(80, 64)) -> bytes:
     return encode(ridge_image(np.random.default_rng(seed), size), "wsq")
 
 
@@ -31,18 +31,18 @@ def _one_line_error(capsys, *args) -> str:
 
 
 def test_wsq_files_ingest_with_their_size(tmp_path):
-    meta = make_captures(tmp_path / "caps", subjects=2, fingers=1, impressions=2, size=(60, 50), fmt="wsq")
+    meta = make_captures(tmp_path / "caps", subjects=2, fingers=1, impressions=2, size=(80, 64), fmt="wsq")
     with open_catalog(tmp_path / "cat.duckdb") as cat:
         rep = cat.ingest(meta)
         rows = cat.query("true").to_pylist()
     assert rep.added == 4
-    assert {(r["format"], r["width"], r["height"]) for r in rows} == {("wsq", 50, 60)}
+    assert {(r["format"], r["width"], r["height"]) for r in rows} == {("wsq", 64, 80)}
 
 
 def test_decoded_pixels_match_the_codec(tmp_path):
-    img = ridge_image(np.random.default_rng(3), (64, 48))
+    img = ridge_image(np.random.default_rng(3), (96, 64))
     px = _wsq.decode_wsq(_wsq.encode_wsq(img), max_pixels=10**6)
-    assert px.shape == (64, 48) and px.dtype == np.uint8
+    assert px.shape == (96, 64) and px.dtype == np.uint8
     assert np.abs(px.astype(int) - img.astype(int)).mean() < 12  # lossy, but the same picture
 
 
@@ -51,7 +51,7 @@ def test_bomb_header_is_refused_before_decoding(tmp_path, capsys):
     sof = data.index(b"\xff\xa2")
     data[sof + 6:sof + 10] = (60000).to_bytes(2, "big") + (60000).to_bytes(2, "big")
     caps = tmp_path / "caps"
-    meta = make_captures(caps, subjects=1, fingers=1, impressions=1, fmt="wsq")
+    meta = make_captures(caps, subjects=1, fingers=1, impressions=1, size=(80, 64), fmt="wsq")
     target = next((caps / "images").glob("*.wsq"))
     target.write_bytes(bytes(data))
     line = _one_line_error(capsys, "catalog", "ingest", meta, "--catalog", tmp_path / "cat.duckdb")
@@ -61,7 +61,7 @@ def test_bomb_header_is_refused_before_decoding(tmp_path, capsys):
 @pytest.mark.parametrize("cut", [3, 40, -200])
 def test_truncated_wsq_is_one_line_naming_the_file(tmp_path, capsys, cut):
     caps = tmp_path / "caps"
-    meta = make_captures(caps, subjects=1, fingers=1, impressions=1, size=(60, 50), fmt="wsq")
+    meta = make_captures(caps, subjects=1, fingers=1, impressions=1, size=(80, 64), fmt="wsq")
     target = next((caps / "images").glob("*.wsq"))
     target.write_bytes(target.read_bytes()[:cut])
     line = _one_line_error(capsys, "catalog", "ingest", meta, "--catalog", tmp_path / "cat.duckdb")
@@ -76,7 +76,7 @@ def test_a_crashing_decoder_is_an_error_for_that_image_only(monkeypatch):
     with pytest.raises(ValueError, match="crashed"):
         _wsq.decode_wsq(good, max_pixels=10**6)
     monkeypatch.undo()
-    assert _wsq.decode_wsq(good, max_pixels=10**6).shape == (60, 50)  # a fresh helper serves the next image
+    assert _wsq.decode_wsq(good, max_pixels=10**6).shape == (80, 64)  # a fresh helper serves the next image
 
 
 def test_a_hanging_decoder_is_stopped(monkeypatch):
@@ -108,4 +108,19 @@ def test_header_walk_never_reads_past_the_end():
     for n in range(0, 40):
         with pytest.raises(ValueError):
             _wsq.wsq_size(_wsq_bytes()[:n] if n < 4 else b"\xff\xa0" + b"\xff\xa8\x00\xff" + bytes(n))
-    assert json.dumps(_wsq.wsq_size(_wsq_bytes())) == "[50, 60]"
+    assert json.dumps(_wsq.wsq_size(_wsq_bytes())) == "[64, 80]"
+
+
+@pytest.mark.parametrize("size", [(80, 40), (40, 80), (30, 30)])
+def test_wsq_smaller_than_the_codec_handles_is_refused(size):
+    """NBIS decodes WSQ narrower or shorter than about 52 pixels to garbage that changes from one
+    decode to the next: fpload neither writes nor reads such images."""
+    img = ridge_image(np.random.default_rng(0), size)
+    with pytest.raises(ValueError, match="at least 64"):
+        _wsq.encode_wsq(img)
+    import _wsq as codec
+
+    h, w = size
+    small = bytes(codec.compress(img.tobytes(), h, w, 2.25))
+    with pytest.raises(ImageError, match=r"s.wsq: WSQ image of \d+×\d+ pixels: fpload reads WSQ of at least 64×64"):
+        probe_bytes(small, "s.wsq")

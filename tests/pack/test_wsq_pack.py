@@ -30,7 +30,7 @@ def _members(version_path):
 
 @pytest.fixture()
 def wsq_catalog(tmp_path):
-    meta = make_captures(tmp_path / "caps", subjects=3, fingers=1, impressions=2, size=(60, 50), fmt="wsq")
+    meta = make_captures(tmp_path / "caps", subjects=3, fingers=1, impressions=2, size=(80, 64), fmt="wsq")
     cat = open_catalog(tmp_path / "cat.duckdb")
     cat.ingest(meta)
     yield cat, tmp_path
@@ -58,13 +58,13 @@ def test_other_encodings_decode_wsq(wsq_catalog):
     cat, tmp = wsq_catalog
     res = pack_version(cat, out=tmp / "v", name="r", config=PackConfig(encoding="raw"), workers=2)
     members = _members(res.path)
-    assert all(len(m["raw"]) == 60 * 50 for m in members.values())
+    assert all(len(m["raw"]) == 80 * 64 for m in members.values())
     assert "transcoded" not in json.loads((res.path / "manifest.json").read_text())
 
 
 def test_resample_to_ppi_scales_other_resolutions_and_enters_the_version_id(tmp_path):
-    make_records(tmp_path / "rec1000", subjects=2, fingers=1, size=(80, 60), ppi=1000)
-    make_records(tmp_path / "rec500", subjects=1, fingers=1, size=(40, 30), ppi=500, seed=9)
+    make_records(tmp_path / "rec1000", subjects=2, fingers=1, size=(160, 128), ppi=1000)
+    make_records(tmp_path / "rec500", subjects=1, fingers=1, size=(80, 64), ppi=500, seed=9)
     with open_catalog(tmp_path / "cat.duckdb") as cat:
         cat.ingest_records([tmp_path / "rec1000", tmp_path / "rec500"], consent=True)
         plain = pack_version(cat, out=tmp_path / "v", name="n", config=PackConfig(encoding="raw"), workers=1)
@@ -76,10 +76,10 @@ def test_resample_to_ppi_scales_other_resolutions_and_enters_the_version_id(tmp_
     assert manifest["transcoded"] == {"resampled": {"samples": 2, "to_ppi": 500, "filter": "lanczos"}}
     metas = [json.loads(m["json"]) for m in _members(res.path).values()]
     assert sorted((m["ppi"], m.get("source_ppi", 0), m["width"], m["height"]) for m in metas) == [
-        (500, 0, 30, 40), (500, 1000, 30, 40), (500, 1000, 30, 40)]
+        (500, 0, 64, 80), (500, 1000, 64, 80), (500, 1000, 64, 80)]
     for m in _members(res.path).values():
         h, w, _ = np.frombuffer(m["shape"], "<i4")
-        assert len(m["raw"]) == h * w == 30 * 40
+        assert len(m["raw"]) == h * w == 64 * 80
 
 
 def test_unset_resample_stays_out_of_the_settings():

@@ -48,7 +48,7 @@ def test_round_trip_keeps_sample_ids_and_metadata(tmp_path, capsys):
 
 
 def test_export_of_one_split_and_of_raw_pixels(tmp_path, capsys):
-    rec = make_records(tmp_path / "rec", subjects=2, fingers=2, fmt="wsq", size=(40, 30))
+    rec = make_records(tmp_path / "rec", subjects=2, fingers=2, fmt="wsq", size=(72, 64))
     meta = tmp_path / "m.csv"
     meta.write_text("subject_id,consent,split\nS000,yes,train\nS001,yes,test\n")
     with open_catalog(tmp_path / "c.duckdb") as cat:
@@ -59,7 +59,7 @@ def test_export_of_one_split_and_of_raw_pixels(tmp_path, capsys):
     with open_catalog(tmp_path / "back.duckdb") as cat:
         cat.ingest_records([tmp_path / "x"], consent=True)
         rows = cat.query("true").to_pylist()
-    assert {(r["subject_id"], r["format"], r["width"], r["height"]) for r in rows} == {("S001", "png", 30, 40)}
+    assert {(r["subject_id"], r["format"], r["width"], r["height"]) for r in rows} == {("S001", "png", 64, 72)}
 
 
 def test_unknown_export_format_is_a_usage_error(tmp_path, capsys):
