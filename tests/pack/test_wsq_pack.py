@@ -87,3 +87,24 @@ def test_unset_resample_stays_out_of_the_settings():
     assert "resample_to_ppi" not in PackConfig().to_dict()
     assert PackConfig.from_dict(PackConfig().to_dict()) == PackConfig()
     assert PackConfig.from_dict({"resample_to_ppi": 500}).to_dict()["resample_to_ppi"] == 500
+
+
+def test_jpeg2000_sources_ingest_and_pass_through_unchanged(tmp_path):
+    meta = make_captures(tmp_path / "caps", subjects=2, fingers=1, impressions=1, size=(60, 50), fmt="jp2")
+    with open_catalog(tmp_path / "cat.duckdb") as cat:
+        cat.ingest(meta)
+        rows = {r["sample_id"]: r for r in cat.query("true").to_pylist()}
+        res = pack_version(cat, out=tmp_path / "v", name="j", config=PackConfig(), workers=1)
+    assert {(r["format"], r["width"], r["height"]) for r in rows.values()} == {("jp2", 50, 60)}
+    members = _members(res.path)
+    assert {sid: m["jp2"] for sid, m in members.items()} == {sid: Path(r["uri"]).read_bytes() for sid, r in rows.items()}
+    assert "transcoded" not in json.loads((res.path / "manifest.json").read_text())
+
+
+def test_jpeg2000_inside_a_record(tmp_path):
+    rec = make_records(tmp_path / "rec", subjects=1, fingers=2, fmt="jp2")
+    with open_catalog(tmp_path / "cat.duckdb") as cat:
+        cat.ingest_records([rec], consent=True)
+        rows = cat.query("true").to_pylist()
+    assert {(r["format"], r["width"], r["height"]) for r in rows} == {("jp2", 64, 80)}
+    assert {json.loads(r["extra"])["record"]["cga"] for r in rows} == {"JP2L"}
