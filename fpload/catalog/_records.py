@@ -133,32 +133,37 @@ def read_record_rows(paths: Iterable[str | Path], *, subject_field: str, keep_fi
     """Catalog rows (without consent, split and other metadata-file columns) of every finger image
     in the record files, probed; and the count of skipped images or records per reason.
 
-    Every record is checked before anything is returned: :class:`RecordError` or
-    :class:`ImageError` naming the file and record on the first problem.
+    Files are read, parsed and their images probed in ``workers`` threads, one file per task, so
+    memory holds a few files at a time, not the whole folder. Every record is checked before
+    anything is returned: :class:`RecordError` or :class:`ImageError` naming the file and record
+    on the first problem.
     """
-    from fpload.catalog._an2 import an2_rows, parse_field_name
+    from fpload.catalog._an2 import parse_field_name
 
     limits = limits or ImageLimits()
     subject = parse_field_name(subject_field, "--subject-field", types=(1, 2))
     keep = tuple(parse_field_name(f, "--keep-field") for f in keep_fields)
     rows: list[dict[str, Any]] = []
     skipped: dict[str, int] = {}
-    for path in expand_paths(paths):
-        file = str(path.resolve())
-        data = read_image_bytes(file, RECORD_MAX_BYTES)
-        if _iso19794.is_record(data):
-            got, skip = _iso_rows(data, file)
-        else:
-            got, skip = an2_rows(data, file, subject, keep)
-        rows.extend(got)
-        for k, v in skip.items():
-            skipped[k] = skipped.get(k, 0) + v
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        probed = list(pool.map(lambda r: _probe(r, limits), rows))
-    for row, info in zip(rows, probed):
-        row.update(info)
-        row["_row"] = row["uri"]
+        for got, skip in pool.map(lambda p: _file_rows(p, subject, keep, limits), expand_paths(paths)):
+            rows.extend(got)
+            for k, v in skip.items():
+                skipped[k] = skipped.get(k, 0) + v
     return rows, skipped
+
+
+def _file_rows(path: Path, subject: tuple[int, int], keep: tuple[tuple[int, int], ...],
+               limits: ImageLimits) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    from fpload.catalog._an2 import an2_rows
+
+    file = str(path.resolve())
+    data = read_image_bytes(file, RECORD_MAX_BYTES)
+    got, skip = _iso_rows(data, file) if _iso19794.is_record(data) else an2_rows(data, file, subject, keep)
+    for row in got:
+        row.update(_probe(row, limits))
+        row["_row"] = row["uri"]
+    return got, skip
 
 
 def _probe(row: dict[str, Any], limits: ImageLimits) -> dict[str, Any]:
