@@ -55,12 +55,11 @@ _NISTITL_LOCK = threading.Lock()
 _MAX_RECORDS = 10_000
 
 
-def _nistitl():
+def _nistitl(where: str):
     try:
         import nistitl
     except ImportError:
-        raise ImportError("reading or writing ANSI/NIST-ITL transactions needs nistitl: "
-                          "pip install 'fpload[nist]'") from None
+        raise RecordError(f"{where}: ANSI/NIST-ITL transactions need nistitl (pip install 'fpload[nist]')") from None
     return nistitl
 
 
@@ -120,7 +119,7 @@ def _walk_lengths(data: bytes, file: str) -> None:
 def parse_transaction(data: bytes, file: str):
     """A parsed ``nistitl.Message``; :class:`RecordError` naming the file on truncation, wrong
     lengths, an unknown record type or any other malformation."""
-    nistitl = _nistitl()
+    nistitl = _nistitl(file)
     if not data.startswith(b"1.001:"):
         raise RecordError(f"{file}: not an ANSI/NIST-ITL transaction (it must start with the Type-1 field 1.001)")
     _walk_lengths(data, file)
@@ -331,7 +330,7 @@ def build_transaction(subject_id: str, images: list[dict[str, Any]], *, tot: str
     ``sensor`` (14.904 MMS model), ``captured_at`` (a datetime, 14.005 FCD). The subject is written to
     1.009 TCN and 2.015. ``date`` (1.005 DAT) is fixed so equal input gives equal bytes.
     """
-    nistitl = _nistitl()
+    nistitl = _nistitl(f"transaction of subject {subject_id}")
     msg = nistitl.Message()
     msg.TOT = tot
     head = msg[0]

@@ -128,7 +128,7 @@ def catalog_ingest(
     image is checked before anything is written. Re-ingesting the same bytes adds nothing; with
     changed metadata it fails naming the sample and field, unless --update is given.
 
-    Records (ANSI/NIST-ITL Type-14 and Type-4, ISO/IEC 19794-4) need `pip install 'fpload[nist]'`;
+    Records (ANSI/NIST-ITL Type-14 and Type-4, ISO/IEC 19794-4) need the optional extra 'nist';
     each single-finger image becomes a sample whose uri is FILE#type14/N (N: the record's position in
     the transaction); slaps, palms and other records are skipped and counted. See the README's
     "Biometric records" for the field mapping.

@@ -132,7 +132,9 @@ def encode_wsq(pixels: np.ndarray, bitrate: float = 2.25) -> bytes:
     try:
         import _wsq
     except ImportError:
-        raise ImportError(f"writing WSQ needs the WSQ codec: {_INSTALL_HINT}") from None
+        from fpload.errors import UsageError
+
+        raise UsageError(f"writing WSQ needs the WSQ codec: {_INSTALL_HINT}") from None
     pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
     if pixels.ndim != 2:
         raise ValueError(f"WSQ holds one grey channel; got an array of shape {pixels.shape}")

@@ -20,10 +20,10 @@ def synth_command(
     size: Annotated[int, typer.Option("--size", help="Image side in pixels (128-4096).")] = 512,
     ppi: Annotated[int, typer.Option("--ppi", help="Resolution in pixels per inch (250-1000).")] = 500,
     fmt: Annotated[str, typer.Option("--format", help="Image format: png, jp2 (lossless JPEG 2000) or wsq "
-                                     "(FBI WSQ, lossy, as real captures are; needs fpload[nist]).")] = "png",
+                                     "(FBI WSQ, lossy, as real captures are; needs the optional extra 'nist').")] = "png",
     records: Annotated[Optional[str], typer.Option("--records", help="Also write the images as biometric records "  # noqa: UP007
                                                    "under OUT/records/, one file per subject: an2 (ANSI/NIST-ITL "
-                                                   "Type-14) or iso (ISO/IEC 19794-4); needs fpload[nist].")] = None,
+                                                   "Type-14) or iso (ISO/IEC 19794-4); needs the optional extra 'nist'.")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", help="Processes (default: all CPUs).")] = None,  # noqa: UP007 - typer needs Optional
     preview: Annotated[
         Optional[Path],  # noqa: UP007

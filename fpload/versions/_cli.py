@@ -223,7 +223,7 @@ def versions_verify(paths: list[str] = typer.Argument(..., help="Versions, names
 def versions_export(
     version: str = typer.Argument(..., help="ROOT/NAME/ID, an id prefix, or ROOT/NAME (latest)."),
     fmt: str = typer.Option("an2", "--format", help="Export format: an2 (ANSI/NIST-ITL transactions, one per "
-                            "subject; needs fpload[nist])."),
+                            "subject; needs the optional extra 'nist')."),
     out_dir: Path = typer.Option(..., "--out", help="Folder to write the transactions into (created)."),
     split: Optional[str] = typer.Option(None, "--split", help="Export only this split (default: all)."),
     as_json: bool = JsonOpt,
