@@ -117,3 +117,27 @@ def test_metadata_naming_a_subject_twice_is_refused(tmp_path):
 def test_record_uris_round_trip():
     assert split_record_uri("/d/x#y.an2#type14/12") == ("/d/x#y.an2", "type14", 12)
     assert split_record_uri("/d/a#type14/x.png") is None
+
+
+def test_legacy_type4_records(tmp_path):
+    """Type-4 (binary, 500 ppi, WSQ) finger images: IMP, FGP, ISR, HLL, VLL and GCA by the standard's layout."""
+    import struct
+
+    import nistitl
+
+    imgs = [encode(ridge_image(np.random.default_rng(seed), (80, 64)), "wsq") for seed in (5, 6)]
+    msg = nistitl.Message()
+    msg.TOT, msg[0].TCN, msg[0].NSR = "CAR", "T4-SUBJECT", "39.37"  # native resolution: 39.37 px/mm
+    for idc, (fgp, isr, img) in enumerate([(7, 0, imgs[0]), (8, 1, imgs[1])], 1):
+        r4 = nistitl.BinaryRecord(4)
+        r4.IDC = idc  # IMP 1 (rolled), FGP and 5 unused positions, ISR, HLL 64, VLL 80, GCA 1 (WSQ)
+        r4.value = struct.pack(">BB5sBHHB", 1, fgp, b"\xff" * 5, isr, 64, 80, 1) + img
+        msg += r4
+    (tmp_path / "card.eft").write_bytes(msg.NIST)
+    with open_catalog(tmp_path / "cat.duckdb") as cat:
+        cat.ingest_records([tmp_path])
+        rows = _rows(cat)
+    assert [(r["subject_id"], r["finger"], r["impression"], r["ppi"], r["format"], r["width"], r["height"])
+            for r in rows] == [("T4-SUBJECT", 7, 1, 500, "wsq", 64, 80), ("T4-SUBJECT", 8, 1, 1000, "wsq", 64, 80)]
+    assert rows[0]["uri"].endswith("card.eft#type4/1") and rows[0]["sample_id"] == sample_key(imgs[0])
+    assert read_source_bytes(rows[1]["uri"], None) == imgs[1]
