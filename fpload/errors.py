@@ -119,3 +119,9 @@ class StoreError(FploadError, OSError):
 class EngineError(FploadError, RuntimeError):
     """A distributed engine (Ray) is not installed, cannot be reached, or a task of it failed for a
     reason other than fpload's own errors after its retries (exit code 1)."""
+
+
+class RecordError(DataError):
+    """A biometric record (an ANSI/NIST-ITL transaction, an ISO/IEC 19794-4 finger image record) is
+    truncated, has wrong lengths, an unknown record type, a missing or bad field, or an image that
+    does not decode; the message names the file and the record."""

@@ -46,7 +46,11 @@ def ridge_image(rng: np.random.Generator, size: tuple[int, int], period: float =
 
 
 def encode(img: np.ndarray, fmt: str = "png") -> bytes:
-    """Encode an 8-bit image as PNG, JPEG or JPEG 2000 bytes (deterministic)."""
+    """Encode an 8-bit image as PNG, JPEG, JPEG 2000 or WSQ (needs fpload[nist]) bytes (deterministic)."""
+    if fmt == "wsq":
+        from fpload.catalog._wsq import encode_wsq
+
+        return encode_wsq(img)
     buf = io.BytesIO()
     pil_fmt = {"png": "PNG", "jpeg": "JPEG", "jpg": "JPEG", "jp2": "JPEG2000"}[fmt]
     kwargs = {"quality": 95} if pil_fmt == "JPEG" else {}
@@ -100,3 +104,38 @@ def make_captures(out: str | Path, *, subjects: int = 4, fingers: int = 2, impre
     else:
         raise ValueError(f"metadata must be csv, jsonl or parquet, got {metadata!r}")
     return path
+
+
+def make_records(out: str | Path, *, subjects: int = 2, fingers: int = 2, impressions: int = 1,
+                 size: tuple[int, int] = (80, 64), ppi: int = 500, seed: int = 0, fmt: str = "wsq",
+                 kind: str = "an2") -> Path:
+    """Write one biometric record per subject into the folder ``out`` (created); return it.
+
+    ``kind``: ``an2`` (ANSI/NIST-ITL transaction ``S000.an2``: Type-1, Type-2 with 2.015 = subject,
+    one Type-14 per image with FGP, IMP 0, ppi, FQM quality, MMS model ``toy-sensor``) or ``iso``
+    (ISO/IEC 19794-4 record ``S000.fir``). Images: toy ridges of ``size`` (h, w) encoded as ``fmt``.
+    Needs fpload[nist].
+    """
+    from datetime import datetime
+
+    from fpload.catalog._an2 import build_transaction
+    from fpload.catalog._iso19794 import write_record
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for s in range(subjects):
+        images = []
+        for f in range(1, fingers + 1):
+            for i in range(impressions):
+                img = ridge_image(rng, size)
+                images.append({"image": encode(img, fmt), "format": fmt, "width": size[1], "height": size[0],
+                               "finger": f, "impression": 0, "ppi": ppi, "quality": 40 + (s * 7 + f * 3 + i) % 60,
+                               "sensor": "toy-sensor", "captured_at": datetime(2024, 5, 1 + i)})
+        if kind == "an2":
+            (out / f"S{s:03d}.an2").write_bytes(build_transaction(f"S{s:03d}", images))
+        elif kind == "iso":
+            (out / f"S{s:03d}.fir").write_bytes(write_record(images, ppi=ppi, compression=fmt))
+        else:
+            raise ValueError(f"kind must be an2 or iso, got {kind!r}")
+    return out

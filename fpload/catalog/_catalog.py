@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import threading
 import uuid
@@ -57,6 +58,7 @@ class IngestReport:
     duplicates: int
     rows: int
     changed: int = 0
+    skipped: dict[str, int] | None = None  # record ingests: images / records skipped, per reason
 
 
 class _SnapshotCache:
@@ -416,6 +418,35 @@ class Catalog:
         probed = _progress_map(probing, len(rows), "probing images", progress)
         for row, info in zip(rows, probed):
             row.update(info)
+        return self._ingest_rows(metadata, rows, update, message)
+
+    def ingest_records(self, paths: list[str | Path], *, subject_field: str = "1.009",
+                       metadata: str | Path | None = None, consent: bool = False,
+                       keep_fields: tuple[str, ...] = (), workers: int = 4, message: str | None = None,
+                       update: bool = False, limits: _ingest.ImageLimits | None = None) -> IngestReport:
+        """Add every finger image of ANSI/NIST-ITL transactions and ISO/IEC 19794-4 records.
+
+        ``paths``: record files and folders (searched for ``.an2 .eft .nist .an1 .int .ebts .fir
+        .iso``). The subject is the Type-1/Type-2 field ``subject_field`` (default 1.009, the
+        transaction control number; ISO records: the file name). Records carry no consent:
+        ``consent`` applies to all, and a ``metadata`` file joined on ``subject_id`` sets consent,
+        split and more per subject (see :func:`fpload.catalog._records.finish_rows`). Every record
+        is checked before anything is written; ``IngestReport.skipped`` counts the images and
+        records that are not one finger (slaps, palms, faces, ...).
+
+        >>> cat.ingest_records(["scans/"], subject_field="2.015", metadata="consent.csv")   # doctest: +SKIP
+        """
+        from fpload.catalog import _records
+
+        rows, skipped = _records.read_record_rows(paths, subject_field=subject_field, keep_fields=tuple(keep_fields),
+                                                  limits=limits, workers=workers)
+        _records.finish_rows(rows, consent=consent, metadata=metadata)
+        label = Path(str(paths[0])) if len(paths) == 1 else Path(f"{len(paths)} record paths")
+        report = self._ingest_rows(label, rows, update, message)
+        return dataclasses.replace(report, skipped=skipped)
+
+    def _ingest_rows(self, metadata: Path, rows: list[dict[str, Any]], update: bool,
+                     message: str | None) -> IngestReport:
         # conflicts inside the file, then against the catalog's head
         seen: dict[str, dict[str, Any]] = {}
         fresh: list[dict[str, Any]] = []

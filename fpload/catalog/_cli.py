@@ -91,8 +91,22 @@ def catalog_migrate(
 
 @catalog_app.command("ingest")
 def catalog_ingest(
-    metadata: Path = typer.Argument(..., help="CSV, Parquet or JSONL file, one row per image."),
+    sources: list[Path] = typer.Argument(..., help="A CSV, Parquet or JSONL metadata file (one row per image); "
+                                         "or biometric records: ANSI/NIST-ITL transactions (.an2 .eft .nist "
+                                         ".an1 .int .ebts), ISO/IEC 19794-4 records (.fir .iso) and folders of them."),
     catalog: str = CatalogOpt,
+    subject_field: str = typer.Option("1.009", "--subject-field", help="Records: the Type-1 or Type-2 field "
+                                      "holding the subject id (default 1.009, the transaction control number; "
+                                      "e.g. 2.015 for an EBTS state id). ISO records: the file name."),
+    metadata_file: Optional[Path] = typer.Option(None, "--metadata", help="Records: a CSV/Parquet/JSONL file "
+                                                 "joined on subject_id that sets consent, consent_scope, "
+                                                 "consent_until, split, synthetic, sensor or quality per subject; "
+                                                 "other columns go to extra."),
+    consent: bool = typer.Option(False, "--consent/--no-consent", help="Records: the consent of subjects "
+                                 "--metadata does not set (records carry none; default: no consent)."),
+    keep_field: list[str] = typer.Option([], "--keep-field", help="Records: also keep this Type-1/Type-2 field "
+                                         "in extra.fields (repeatable, e.g. --keep-field 2.018); others are "
+                                         "not copied."),
     images: Optional[Path] = typer.Option(None, "--images", help="Folder the rows' `file` paths are "
                                           "relative to (default: the metadata file's folder)."),
     workers: int = typer.Option(4, "--workers", "-w", min=1, help="Threads reading and decoding images."),
@@ -110,7 +124,7 @@ def catalog_ingest(
     address: Optional[str] = AddressOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Add the images a metadata file names; creates the catalog if needed.
+    """Add the images a metadata file names, or the finger images of biometric records; creates the catalog if needed.
 
     Required columns: file, subject_id, finger (0–10), impression, sensor, ppi, consent. Optional:
     quality, split, synthetic, captured_at, consent_scope (purposes separated by ';', e.g.
@@ -118,18 +132,37 @@ def catalog_ingest(
     image is checked before anything is written. Re-ingesting the same bytes adds nothing; with
     changed metadata it fails naming the sample and field, unless --update is given.
 
+    Records (ANSI/NIST-ITL Type-14 and Type-4, ISO/IEC 19794-4) need the optional extra 'nist';
+    each single-finger image becomes a sample whose uri is FILE#type14/N (N: the record's position in
+    the transaction); slaps, palms and other records are skipped and counted. See the README's
+    "Biometric records" for the field mapping.
+
     Example: fpload catalog ingest captures/metadata.csv --catalog cat.duckdb --update
              fpload catalog ingest /shared/captures/metadata.csv --engine ray --address auto
+             fpload catalog ingest scans/ --subject-field 2.015 --metadata consent.csv --catalog cat.duckdb
     """
     from fpload.catalog._image import ImageLimits
 
     limits = ImageLimits(max_bytes=int(max_image_mb * (1 << 20)), max_pixels=max_image_pixels)
+    metadata_suffixes = (".csv", ".parquet", ".jsonl", ".ndjson", ".json")
+    as_records = len(sources) > 1 or sources[0].is_dir() or sources[0].suffix.lower() not in metadata_suffixes
     with open_cli_catalog(catalog, create=True) as cat:
-        rep = cat.ingest(metadata, images_root=images, workers=workers, progress=not as_json,
-                         message=message, update=update, allow_outside=allow_outside, limits=limits,
-                         engine=engine or env_engine(), address=address)
+        if as_records:
+            if (engine or env_engine()) not in (None, "local"):
+                raise UsageError("--engine: biometric records are ingested locally only; "
+                                 "use --engine local (or leave it out) with record files")
+            rep = cat.ingest_records(list(sources), subject_field=subject_field, metadata=metadata_file,
+                                     consent=consent, keep_fields=tuple(keep_field), workers=workers,
+                                     message=message, update=update, limits=limits)
+        else:
+            rep = cat.ingest(sources[0], images_root=images, workers=workers, progress=not as_json,
+                             message=message, update=update, allow_outside=allow_outside, limits=limits,
+                             engine=engine or env_engine(), address=address)
+    if rep.skipped:
+        err.print("skipped (not one finger): " + ", ".join(f"{n} × {k}" for k, n in sorted(rep.skipped.items())),
+                  markup=False, highlight=False)
     if as_json:
-        print_json(rep.__dict__)
+        print_json({k: v for k, v in rep.__dict__.items() if k != "skipped" or v is not None})
     elif rep.revision is None:
         out.print(f"nothing new: {rep.rows} rows, all already in {cat.path} ({rep.duplicates} duplicates)")
     else:

@@ -14,6 +14,10 @@ same 8-bit grey pixels:
   multi-page or animated files (only the first page would be read), and images with an EXIF
   orientation other than 1 (DALI rotates them, Pillow does not).
 
+WSQ (the FBI's fingerprint codec, 8-bit grey by definition) is accepted when the optional extra
+``fpload[nist]`` is installed; DALI cannot decode it, so the packer transcodes it (see
+:mod:`fpload.pack._encode`), and it is decoded only in a sandbox process (:mod:`fpload.catalog._wsq`).
+
 Example::
 
     >>> from fpload.catalog._image import ImageLimits, probe_image
@@ -34,11 +38,14 @@ from typing import Any
 import fsspec
 from PIL import Image, UnidentifiedImageError
 
+from fpload.catalog import _wsq
 from fpload.errors import ImageError
 from fpload.formats import sample_key
 
 #: PIL format name → catalog ``format`` value
 SUPPORTED_FORMATS = {"PNG": "png", "JPEG": "jpeg", "JPEG2000": "jp2", "TIFF": "tiff", "BMP": "bmp"}
+#: catalog ``format`` values of images decoded outside Pillow (WSQ: NBIS in a sandbox process)
+SANDBOXED_FORMATS = ("wsq",)
 #: pixel modes whose grey conversion DALI and Pillow agree on (see the module's docstring)
 ACCEPTED_MODES = ("L", "1", "LA", "P", "RGB", "RGBA")
 _MODE_NAMES = {"I;16": "16-bit greyscale", "I;16B": "16-bit greyscale", "I;16L": "16-bit greyscale",
@@ -139,11 +146,28 @@ def probe_image(uri: str, limits: ImageLimits | None = None) -> dict[str, Any]:
     Returns the catalog fields of the image: ``sample_id``, ``width``, ``height``, ``format``.
     """
     limits = limits or ImageLimits()
-    data = read_image_bytes(uri, limits.max_bytes)
+    return probe_bytes(read_image_bytes(uri, limits.max_bytes), uri, limits)
+
+
+def probe_bytes(data: bytes, uri: str, limits: ImageLimits | None = None) -> dict[str, Any]:
+    """Hash and fully decode image bytes read from ``uri`` (a file, or an image inside a biometric
+    record); the fields and errors of :func:`probe_image`.
+
+    WSQ is decoded in a sandbox process (:mod:`fpload.catalog._wsq`), after its frame header is
+    checked against ``limits.max_pixels``.
+    """
+    limits = limits or ImageLimits()
     if not data:
         raise ImageError(f"{uri}: image file is empty")
-    if data[:4] == b"\xff\xa0\xff\xa8":
-        raise ImageError(f"{uri}: WSQ images are not supported yet (convert to PNG or JPEG 2000)")
+    if len(data) > limits.max_bytes:
+        raise ImageError(_too_big(uri, len(data), limits.max_bytes))
+    if _wsq.is_wsq(data):
+        try:
+            pixels = _wsq.decode_wsq(data, limits.max_pixels)
+        except (ValueError, ImportError) as err:
+            raise ImageError(f"{uri}: {_first_line(err)}") from None
+        return {"sample_id": sample_key(data), "width": int(pixels.shape[1]), "height": int(pixels.shape[0]),
+                "format": "wsq"}
     try:
         # Image.open reads the header only; Pillow's own bomb check warns through the global
         # warnings filters, which are not thread-safe: ours is the limit, checked just below.

@@ -44,8 +44,8 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 INT_RANGES = {"finger": (0, 10), "impression": (0, 2**31 - 1), "ppi": (1, 100000)}
 
 
-def read_metadata(path: str | Path) -> list[dict[str, Any]]:
-    """Rows of a CSV, Parquet or JSONL metadata file, after checking its columns.
+def read_metadata(path: str | Path, required: tuple[str, ...] = REQUIRED_METADATA) -> list[dict[str, Any]]:
+    """Rows of a CSV, Parquet or JSONL metadata file, after checking it has the ``required`` columns.
 
     CSV cells are all read as text; a column named twice, a JSONL line that is not one JSON
     object, or text that is not UTF-8 is a :class:`MetadataError` naming the file and line.
@@ -80,11 +80,11 @@ def read_metadata(path: str | Path) -> list[dict[str, Any]]:
         if suffix == ".csv" and "UTF8" in str(err):
             _raise_first_non_utf8(path)
         raise MetadataError(f"{path}: cannot read as {suffix[1:]}: {_first_line(err)}") from None
-    missing = [c for c in REQUIRED_METADATA if c not in columns]
+    missing = [c for c in required if c not in columns]
     if missing and suffix in (".csv", ".parquet"):  # JSONL rows are objects: checked row by row
         raise MetadataError(
             f"{path}: missing required column(s) {', '.join(missing)} "
-            f"(required: {', '.join(REQUIRED_METADATA)}; found: {', '.join(columns) or 'none'})"
+            f"(required: {', '.join(required)}; found: {', '.join(columns) or 'none'})"
         )
     if not rows:
         raise MetadataError(f"{path}: no rows")

@@ -131,10 +131,33 @@ def _plan(cat, roots: list[Path], subjects: list[str], samples: list[str], where
             hashes.setdefault(sample_ref(sid), {}).update(h)
     catalog_rows = len(_redact.rows_of(cat, sample_ids=sorted(ids))) if ids else 0
     sources = sorted({r["uri"] for r in _redact.rows_of(cat, sample_ids=sorted(ids))}) if ids else []
+    sources, shared = _source_files(cat, sources, ids)
     return {"sample_ids": sorted(ids), "subject_refs": sorted(subject_ref(s) for s in subjects),
             "affected_subject_refs": sorted(subject_ref(s) for s in subj),
             "versions": found_versions, "member_hashes": hashes,
-            "catalog_samples": catalog_rows, "sources": sources}
+            "catalog_samples": catalog_rows, "sources": sources,
+            **({"sources_shared": shared} if shared else {})}
+
+
+def _source_files(cat, uris: list[str], ids: set[str]) -> tuple[list[str], list[str]]:
+    """The files behind source uris, and those of them that also hold samples not being erased.
+
+    A record uri (``scans/a.an2#type14/3``) names an image inside a biometric record file: the
+    file is the source. It is deleted only when every sample ever catalogued from it is erased;
+    otherwise it is listed (kept, the receipt shows it) and named in the second list.
+    """
+    from fpload.catalog._records import split_record_uri
+
+    files = {split_record_uri(u)[0] if split_record_uri(u) else u for u in uris}
+    containers = {split_record_uri(u)[0] for u in uris if split_record_uri(u)}
+    if not containers:
+        return sorted(files), []
+    with cat._damaged():
+        rows = cat._backend.fetchall("SELECT DISTINCT sample_id, uri FROM sample_rows WHERE uri LIKE ?", ["%#%"])
+    cat.release()
+    shared = {parts[0] for sid, uri in rows if sid not in ids
+              for parts in [split_record_uri(uri)] if parts and parts[0] in containers}
+    return sorted(files), sorted(shared)
 
 
 def erase_subject(catalog: str | Path, roots: list[str | Path], *, reason: str,
@@ -268,9 +291,10 @@ def _run(journal_path: Path, j: dict[str, Any], receipt_out: str | Path | None,
             save()
     if j["delete_sources"] and "sources" not in done:
         deleted = []
+        shared = set(plan.get("sources_shared", ()))  # record files that also hold others' samples
         for uri in plan["sources"]:
             p = Path(uri)
-            if p.is_file():
+            if uri not in shared and p.is_file():
                 shred(p)
                 deleted.append(uri)
         done["sources"] = {"deleted": deleted}

@@ -13,7 +13,7 @@ Example::
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -38,6 +38,12 @@ class PackConfig(FrozenConfig):
       the assignment hashes ``(split_seed, subject_id)`` so no subject lands in two splits.
     - ``label``: the integer class written to ``cls``: one per finger of a subject
       (``subject_finger``, the identity for recognition), per subject, or the finger code.
+    - ``resample_to_ppi``: resample every sample of another resolution to this one at pack time
+      (e.g. 500: networks expect one scale), with Pillow's Lanczos filter, to
+      ``round(width × resample_to_ppi / ppi)`` pixels wide (height alike); the json member keeps
+      ``source_ppi``, and a passthrough version stores such samples as PNG (counted in the
+      manifest's ``transcoded``). None (default): no resampling, and absent from the version id's
+      settings, so versions packed before the setting existed keep their ids.
     - ``purpose``: what the version is for (e.g. ``training``); a sample whose ``consent_scope``
       is set and lacks it counts as without consent (see ``allow_without_consent``). None: no
       purpose check. Consent past its ``consent_until`` counts as withdrawn either way.
@@ -54,6 +60,7 @@ class PackConfig(FrozenConfig):
     allow_without_consent: bool = False
     allow_subject_overlap: bool = False
     purpose: str | None = None
+    resample_to_ppi: int | None = Field(None, ge=50, le=10000)
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
 
     @field_validator("splits")
@@ -77,6 +84,13 @@ class PackConfig(FrozenConfig):
         if v is not None and not PURPOSE_NAME.fullmatch(v):
             raise ValueError(f"purpose {v!r} must be 1-64 letters, digits, '_' or '-' (e.g. training)")
         return v
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (the inverse of :meth:`from_dict`); ``resample_to_ppi`` only when set."""
+        out = super().to_dict()
+        if out.get("resample_to_ppi") is None:
+            out.pop("resample_to_ppi", None)
+        return out
 
     @model_validator(mode="after")
     def _check_shard_limits(self) -> "PackConfig":

@@ -1,4 +1,17 @@
-"""Encode one sample's tar members (runs in worker processes)."""
+"""Encode one sample's tar members (runs in worker processes).
+
+Under ``passthrough`` the source bytes are stored as they are when DALI decodes their format
+(PNG, JPEG, JPEG 2000, TIFF, BMP). Two cases are transcoded, losslessly, to PNG instead, and
+counted in the manifest's ``transcoded`` entry (:func:`transcode_summary`):
+
+- WSQ sources, which DALI cannot decode (decoded by NBIS in a sandbox process, see
+  :mod:`fpload.catalog._wsq`);
+- samples resampled to the pack setting ``resample_to_ppi`` (:func:`resample_rows`): Pillow's
+  Lanczos filter (``Image.LANCZOS``, a windowed sinc over 3 lobes) to
+  ``round(width * resample_to_ppi / ppi)`` × ``round(height * resample_to_ppi / ppi)`` pixels.
+
+Every other encoding decodes every source (WSQ included) and encodes the version's format.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +24,57 @@ import numpy as np
 from PIL import Image
 
 from fpload import formats
-from fpload.catalog._image import read_image_bytes
+from fpload.catalog import _wsq
+from fpload.catalog._records import read_source_bytes
 from fpload.errors import ImageError
 
 _PASSTHROUGH_EXT = {"png": "png", "jpeg": "jpg", "jp2": "jp2", "tiff": "tiff", "bmp": "bmp"}
+#: the lossless format a passthrough version stores sources DALI cannot decode (WSQ) or resampled samples in
+PASSTHROUGH_TRANSCODE = "png"
+#: the filter of ``resample_to_ppi`` (named in the manifest)
+RESAMPLE_FILTER = "lanczos"
+
+
+def resample_rows(rows: list[dict[str, Any]], to_ppi: int | None) -> None:
+    """Set the packed size and ppi of every row whose ``ppi`` is not ``to_ppi`` (in place).
+
+    Such a row gets ``source_ppi`` (its catalog ppi), ``ppi = to_ppi`` and width and height
+    scaled by ``to_ppi / source_ppi`` (rounded, at least 1); :func:`encode_sample` resamples its
+    pixels to that size. ``None`` changes nothing.
+
+    >>> rows = [{"ppi": 1000, "width": 801, "height": 600}, {"ppi": 500, "width": 8, "height": 8}]
+    >>> resample_rows(rows, 500); rows[0]
+    {'ppi': 500, 'width': 401, 'height': 300, 'source_ppi': 1000}
+    """
+    if to_ppi is None:
+        return
+    for row in rows:
+        src = row["ppi"]
+        if src == to_ppi or row.get("source_ppi") is not None:
+            continue
+        row["source_ppi"] = src
+        row["width"] = max(1, round(row["width"] * to_ppi / src))
+        row["height"] = max(1, round(row["height"] * to_ppi / src))
+        row["ppi"] = to_ppi
+
+
+def transcode_summary(rows: list[dict[str, Any]], settings: dict[str, Any]) -> dict[str, Any] | None:
+    """The manifest's ``transcoded`` entry: what a passthrough pack did not store as it came, and the
+    resampling; None when nothing was (so versions without WSQ or resampling keep their ids).
+
+    >>> transcode_summary([{"format": "wsq"}, {"format": "png"}], {"encoding": "passthrough"})
+    {'wsq': {'samples': 1, 'to': 'png'}}
+    """
+    out: dict[str, Any] = {}
+    if settings["encoding"] == "passthrough":
+        n = sum(1 for r in rows if r["format"] not in _PASSTHROUGH_EXT)
+        if n:
+            out["wsq"] = {"samples": n, "to": PASSTHROUGH_TRANSCODE}
+    resampled = sum(1 for r in rows if r.get("source_ppi") is not None)
+    if resampled:
+        out["resampled"] = {"samples": resampled, "to_ppi": settings.get("resample_to_ppi"),
+                            "filter": RESAMPLE_FILTER}
+    return out or None
 
 
 def sample_json(row: dict[str, Any]) -> bytes:
@@ -22,6 +82,8 @@ def sample_json(row: dict[str, Any]) -> bytes:
     meta = {k: row[k] for k in ("sample_id", "subject_id", "finger", "impression", "sensor", "ppi",
                                 "width", "height", "quality", "split", "synthetic", "label", "index")}
     meta["source_format"] = row["format"]
+    if row.get("source_ppi") is not None:
+        meta["source_ppi"] = row["source_ppi"]
     cap = row.get("captured_at")
     meta["captured_at"] = cap.isoformat() if isinstance(cap, datetime) else cap
     meta["extra"] = json.loads(row["extra"]) if row.get("extra") else None
@@ -29,11 +91,21 @@ def sample_json(row: dict[str, Any]) -> bytes:
 
 
 def _decode_gray(data: bytes, row: dict[str, Any]):
+    """The 8-bit grey image of a sample, at its packed size (resampled when ``source_ppi`` is set)."""
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            return img.convert("L")
-    except OSError as err:
+        if row["format"] == "wsq":
+            img = Image.fromarray(_wsq.decode_wsq(data, max_pixels=1 << 40), mode="L")
+        else:
+            with Image.open(io.BytesIO(data)) as src:
+                img = src.convert("L")
+    except (OSError, ValueError, ImportError) as err:
         raise ImageError(f"sample {row['sample_id']}: cannot decode {row['uri']} ({err})") from None
+    if img.size != (row["width"], row["height"]):
+        if row.get("source_ppi") is None:
+            raise ImageError(f"sample {row['sample_id']}: {row['uri']} decodes to {img.size[0]}×{img.size[1]} "
+                             f"pixels, the catalog says {row['width']}×{row['height']}")
+        img = img.resize((row["width"], row["height"]), Image.LANCZOS)
+    return img
 
 
 def encode_sample(task: tuple) -> tuple[list[tuple[str, bytes]], dict[str, dict[str, np.ndarray]] | None]:
@@ -48,7 +120,7 @@ def encode_sample(task: tuple) -> tuple[list[tuple[str, bytes]], dict[str, dict[
     job, compute = (task[2], task[3]) if len(task) > 2 else (None, ())
     uri = row["uri"]
     try:  # regular files only: a source replaced by a device or a FIFO is refused, not read
-        data = read_image_bytes(uri, None)
+        data = read_source_bytes(uri, None)
     except ImageError as err:
         raise ImageError(f"sample {row['sample_id']}: source image {err}") from None
     if formats.sample_key(data) != row["sample_id"]:
@@ -57,9 +129,11 @@ def encode_sample(task: tuple) -> tuple[list[tuple[str, bytes]], dict[str, dict[
     encoding = settings["encoding"]
     shape = None
     gray = None
-    if encoding == "passthrough":
+    if encoding == "passthrough" and row["format"] in _PASSTHROUGH_EXT and row.get("source_ppi") is None:
         ext, payload = _PASSTHROUGH_EXT[row["format"]], data
     else:
+        if encoding == "passthrough":  # WSQ (DALI cannot decode it) or resampled: lossless PNG
+            encoding = PASSTHROUGH_TRANSCODE
         gray = _decode_gray(data, row)
         ext = formats.IMAGE_EXT[encoding]
         if encoding == "png":

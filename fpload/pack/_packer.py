@@ -29,7 +29,7 @@ from fpload.errors import ConsentError, UsageError, VersionConflictError, Versio
 from fpload.pack import _lifeline
 from fpload.pack._config import PackConfig
 from fpload.pack._consent import consent_counts, effective_consent, with_head_consent
-from fpload.pack._encode import encode_batch
+from fpload.pack._encode import encode_batch, resample_rows, transcode_summary
 from fpload.pack._plan import PackPlan, plan_version
 from fpload.pack._ray import starts_shard
 from fpload.pack._shard import ShardInfo, ShardWriter
@@ -206,6 +206,8 @@ def _feature_writer(tmp: Path, plan: PackPlan, cfg: PackConfig, parent):
     job = resolve_extractors(fcfg)
     # a parent without a cache gives nothing to reuse; a damaged one is an error naming it
     parent_cache = open_features(parent) if parent is not None and parent.manifest.get("features") else None
+    if parent_cache is not None and parent.manifest.get("settings", {}).get("resample_to_ppi") != cfg.resample_to_ppi:
+        parent_cache = None  # features of pixels at another scale: nothing to reuse
     chunk = formats.features_chunk_samples(cfg.shard_max_samples, len(plan.rows))
     return FeatureWriter(tmp / formats.FEATURES_NAME, job, fcfg, [r["sample_id"] for r in plan.rows],
                          [(r["height"], r["width"]) for r in plan.rows], chunk, parent_cache)
@@ -323,6 +325,7 @@ def pack_version(catalog: Catalog, *, out: str | Path, name: str, where: str | N
                                                      f"{head.rev}, whatever revision is packed")
         raise ConsentError(f"{err} ({', '.join(parts)}{where_read})") from None
     settings = cfg.to_dict()
+    resample_rows(plan.rows, cfg.resample_to_ppi)  # sizes and ppi as packed (no-op when unset)
 
     name_dir = Path(out) / name
     name_dir.mkdir(parents=True, exist_ok=True)
@@ -365,6 +368,9 @@ def pack_version(catalog: Catalog, *, out: str | Path, name: str, where: str | N
                              "sha256": formats.file_sha256(tmp / formats.SAMPLES_NAME),
                              "bytes": (tmp / formats.SAMPLES_NAME).stat().st_size},
         }
+        transcoded = transcode_summary(plan.rows, settings)  # WSQ under passthrough, resampling
+        if transcoded is not None:
+            manifest["transcoded"] = transcoded
         if features is not None:
             manifest["features"] = features.close()
         manifest["version_id"] = formats.compute_version_id(manifest)

@@ -19,7 +19,11 @@ def synth_command(
     seed: Annotated[int, typer.Option("--seed", help="Seed of every random choice (>= 0).")] = 0,
     size: Annotated[int, typer.Option("--size", help="Image side in pixels (128-4096).")] = 512,
     ppi: Annotated[int, typer.Option("--ppi", help="Resolution in pixels per inch (250-1000).")] = 500,
-    fmt: Annotated[str, typer.Option("--format", help="Image format: png, or jp2 (lossless JPEG 2000).")] = "png",
+    fmt: Annotated[str, typer.Option("--format", help="Image format: png, jp2 (lossless JPEG 2000) or wsq "
+                                     "(FBI WSQ, lossy, as real captures are; needs the optional extra 'nist').")] = "png",
+    records: Annotated[Optional[str], typer.Option("--records", help="Also write the images as biometric records "  # noqa: UP007
+                                                   "under OUT/records/, one file per subject: an2 (ANSI/NIST-ITL "
+                                                   "Type-14) or iso (ISO/IEC 19794-4); needs the optional extra 'nist'.")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", help="Processes (default: all CPUs).")] = None,  # noqa: UP007 - typer needs Optional
     preview: Annotated[
         Optional[Path],  # noqa: UP007
@@ -52,6 +56,11 @@ def synth_command(
     from fpload.synth._generate import synthesize
     from fpload.synth._preview import write_preview
 
+    if records is not None:
+        from fpload.synth._records import RECORD_KINDS
+
+        if records not in RECORD_KINDS:
+            raise UsageError(f"--records: unknown kind {records!r}; allowed: {', '.join(RECORD_KINDS)}")
     if preview is not None and preview.suffix.lower() != ".png":
         raise UsageError(f"--preview: {str(preview)!r} must name a .png file")
     if compare is not None and report is None:
@@ -66,6 +75,10 @@ def synth_command(
                         size=size, ppi=ppi, fmt=fmt, workers=workers, progress=progress,
                         subject_prefix=subject_prefix, sensors=sensors, sensor_weights=weights)
     summary = result.to_dict()
+    if records is not None:
+        from fpload.synth._records import write_records
+
+        summary["records"] = [str(p) for p in write_records(result.out, records)]
     if preview is not None:
         summary["preview"] = str(write_preview(preview, result.config))
     table = None

@@ -13,7 +13,7 @@ from typing import Any
 
 from fpload.errors import ConfigError, UsageError
 
-FORMATS: dict[str, str] = {"png": ".png", "jp2": ".jp2"}
+FORMATS: dict[str, str] = {"png": ".png", "jp2": ".jp2", "wsq": ".wsq"}
 MIN_SIZE = 128
 MAX_SIZE = 4096
 PPI_RANGE = (250, 1000)

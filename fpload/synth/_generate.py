@@ -79,6 +79,10 @@ def write_image(pixels: np.ndarray, path: Path, fmt: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     if fmt == "png":
         image.save(tmp, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    elif fmt == "wsq":  # needs fpload[nist]
+        from fpload.synth._records import write_wsq
+
+        write_wsq(pixels, tmp)
     else:  # lossless JPEG 2000: reversible 5/3 wavelet, no quality layers
         image.save(tmp, format="JPEG2000", irreversible=False, no_jp2=False)
     os.replace(tmp, path)

@@ -220,6 +220,32 @@ def versions_verify(paths: list[str] = typer.Argument(..., help="Versions, names
         raise typer.Exit(1)
 
 
+@versions_app.command("export")
+def versions_export(
+    version: str = typer.Argument(..., help="ROOT/NAME/ID, an id prefix, or ROOT/NAME (latest)."),
+    fmt: str = typer.Option("an2", "--format", help="Export format: an2 (ANSI/NIST-ITL transactions, one per "
+                            "subject; needs the optional extra 'nist')."),
+    out_dir: Path = typer.Option(..., "--out", help="Folder to write the transactions into (created)."),
+    split: Optional[str] = typer.Option(None, "--split", help="Export only this split (default: all)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Write a version as ANSI/NIST-ITL transactions (Type-14 finger images), one per subject.
+
+    Example: fpload versions export versions/thumbs --format an2 --split test --out exported/
+    """
+    from fpload.errors import UsageError
+    from fpload.versions._export import export_an2
+
+    if fmt != "an2":
+        raise UsageError(f"--format {fmt!r}: the export formats are: an2")
+    rep = export_an2(version, out_dir, split=split)
+    if as_json:
+        print_json(rep)
+    else:
+        out.print(f"wrote {rep['samples']} samples of {rep['files']} subjects to {rep['out']}", markup=False,
+                  highlight=False)
+
+
 versions_app.command("diff")(versions_diff)
 versions_app.command("check")(versions_check)
 versions_app.command("gc")(versions_gc)
