@@ -6,6 +6,7 @@ the CLI prints in one line.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 import typer
