@@ -46,7 +46,7 @@ def run(root: Path, size: int, samples: int, deep_samples: int, workers: int, se
     syn = synthesize(root / "synth", subjects=samples, fingers=1, impressions=1, size=size, progress=False)
     cat = open_catalog(root / "cat.duckdb")
     cat.ingest(syn.metadata_path)
-    ids = [f"syn-{s:06d}" for s in range(1, samples + 1)]  # fpload.synth's subject ids
+    ids = sorted({json.loads(line)["subject_id"] for line in syn.metadata_path.read_text().splitlines() if line.strip()})
     rows = []
     for k, label in enumerate(sets):
         spec = SETS[label]

@@ -21,7 +21,7 @@ def test_synth_wsq_records_ingest_as_the_same_samples(tmp_path, capsys, kind, su
                  "--size", "128", "--format", "wsq", "--records", kind, "--workers", "1", "--no-progress", "--json"])
     assert code == 0, capsys.readouterr().err
     summary = json.loads(capsys.readouterr().out)
-    assert [p.rsplit("/", 1)[1] for p in summary["records"]] == [f"syn-000001{suffix}", f"syn-000002{suffix}"]
+    assert [p.rsplit("/", 1)[1] for p in summary["records"]] == [f"syn-s0-000001{suffix}", f"syn-s0-000002{suffix}"]
     assert sorted(p.suffix for p in (out / "images").iterdir()) == [".wsq"] * 4
     with open_catalog(tmp_path / "files.duckdb") as a, open_catalog(tmp_path / "records.duckdb") as b:
         a.ingest(out / "metadata.jsonl")

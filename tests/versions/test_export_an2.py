@@ -31,8 +31,8 @@ def test_round_trip_keeps_sample_ids_and_metadata(tmp_path, capsys):
     _cli(capsys, "synth", "--out", syn, "--subjects", "3", "--fingers", "2", "--impressions", "1", "--size", "128",
          "--records", "an2", "--workers", "1", "--no-progress")
     meta = tmp_path / "subjects.csv"
-    meta.write_text("subject_id,consent,split,synthetic\nsyn-000001,yes,train,yes\nsyn-000002,yes,train,yes\n"
-                    "syn-000003,yes,test,yes\n")
+    meta.write_text("subject_id,consent,split,synthetic\nsyn-s0-000001,yes,train,yes\nsyn-s0-000002,yes,train,yes\n"
+                    "syn-s0-000003,yes,test,yes\n")
     first, second = tmp_path / "first.duckdb", tmp_path / "second.duckdb"
     _cli(capsys, "catalog", "ingest", syn / "records", "--metadata", meta, "--catalog", first)
     with open_catalog(first) as cat:
