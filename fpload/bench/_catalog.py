@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from fpload.config import env_bench_pg_url
 from fpload.bench._common import append_results, check_size, machine_info
 from fpload.bench._data import ridge_captures_at_least, subset_metadata
 from fpload.bench._report import plot_bars, print_table, try_plot
@@ -148,7 +149,6 @@ def _stores(backend: str, cache: Path, pg_url: str | None, log) -> Iterator[_Sto
         return
     from fpload.bench import _pgserver
     from fpload.catalog._backend import is_url, safe_url
-    from fpload.config import env_bench_pg_url
 
     url = pg_url or env_bench_pg_url()
     if url is not None:
