@@ -129,3 +129,20 @@ def test_property_only_samples_no_version_holds_are_computed(tmp_path_factory, c
     assert {sid for sid, _ in calls} == wanted - held and len(calls) == len(wanted - held)
     assert res.features_found == len(wanted & held)
     _same_as_fresh(res, catalog, tmp, where, CFG)
+
+
+def test_cli_reuse_and_no_reuse(tmp_path, catalog, capsys):
+    import json
+
+    from fpload.cli import main
+
+    pack_version(catalog, out=tmp_path / "v", name="a", where="consent AND finger = 1", config=CFG)
+    catalog.release()
+    base = ["pack", "--where", "consent", "--catalog", str(catalog.path), "--out", str(tmp_path / "v"), "--json",
+            "--workers", "1"]
+    assert main([*base, "--name", "b"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert (found["features_computed"], found["features_found"]) == (12, 12)
+    assert main([*base, "--name", "c", "--no-reuse"]) == 0
+    off = json.loads(capsys.readouterr().out)
+    assert (off["features_computed"], off["features_found"]) == (24, 0)
