@@ -14,7 +14,7 @@ from typing import Any, Optional
 import typer
 from rich.table import Table
 
-from fpload.config import env_engine
+from fpload.config import env_engine, resolve_config
 from fpload.errors import UsageError
 from fpload._cli_common import AddressOpt, EngineOpt
 from fpload._cli_common import (CatalogOpt, JsonOpt, QueryMemoryOpt, QueryTimeoutOpt, RevOpt, err, filter_path,
@@ -108,6 +108,10 @@ def catalog_ingest(
                                          "accepted, in pixels (width × height): refuses decompression bombs."),
     engine: Optional[str] = EngineOpt,
     address: Optional[str] = AddressOpt,
+    features: Optional[str] = typer.Option(None, "--features", help="Also compute feature caches while "
+                                           "checking the images: 'default' (the default extractors) or a "
+                                           "pack config naming them (a YAML file or bundled name); kept in "
+                                           "CATALOG.features/ for later packs to copy, e.g. --features default."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Add the images a metadata file names; creates the catalog if needed.
@@ -124,10 +128,17 @@ def catalog_ingest(
     from fpload.catalog._image import ImageLimits
 
     limits = ImageLimits(max_bytes=int(max_image_mb * (1 << 20)), max_pixels=max_image_pixels)
+    fcfg = None
+    if features is not None:
+        from fpload.features import FeaturesConfig
+        from fpload.pack import PackConfig
+
+        fcfg = FeaturesConfig() if features == "default" else \
+            PackConfig.from_yaml(resolve_config(features, "pack")).features
     with open_cli_catalog(catalog, create=True) as cat:
         rep = cat.ingest(metadata, images_root=images, workers=workers, progress=not as_json,
                          message=message, update=update, allow_outside=allow_outside, limits=limits,
-                         engine=engine or env_engine(), address=address)
+                         engine=engine or env_engine(), address=address, features=fcfg)
     if as_json:
         print_json(rep.__dict__)
     elif rep.revision is None:

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import fsspec
+import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from fpload.errors import ImageError
@@ -133,10 +134,12 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
-def probe_image(uri: str, limits: ImageLimits | None = None) -> dict[str, Any]:
+def probe_image(uri: str, limits: ImageLimits | None = None, extract: Any = None) -> dict[str, Any]:
     """Read, hash and fully decode one image; :class:`ImageError` names the file on any problem.
 
-    Returns the catalog fields of the image: ``sample_id``, ``width``, ``height``, ``format``.
+    Returns the catalog fields of the image: ``sample_id``, ``width``, ``height``, ``format``;
+    with ``extract`` (a function of the 8-bit gray pixels and the sample id, as the packer decodes
+    them), also ``_features``, what it returns.
     """
     limits = limits or ImageLimits()
     data = read_image_bytes(uri, limits.max_bytes)
@@ -182,5 +185,7 @@ def probe_image(uri: str, limits: ImageLimits | None = None) -> dict[str, Any]:
             raise ImageError(f"{uri}: EXIF orientation {orientation} (rotated or mirrored): decoders disagree "
                              "on applying it; save the image upright without the tag first "
                              "(e.g. PIL.ImageOps.exif_transpose)")
-    return {"sample_id": sample_key(data), "width": width, "height": height,
-            "format": SUPPORTED_FORMATS[fmt]}
+        sid = sample_key(data)
+        extra = {} if extract is None else {"_features": extract(np.asarray(img.convert("L")), sid)}
+    return {"sample_id": sid, "width": width, "height": height,
+            "format": SUPPORTED_FORMATS[fmt], **extra}

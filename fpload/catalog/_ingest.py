@@ -395,10 +395,12 @@ def resolve_uri(file: str, base: str, *, allow_outside: bool = False) -> str:
     return str(resolved)
 
 
-def iter_probed(uris: list[str], workers: int, limits: ImageLimits | None = None) -> Iterator[dict[str, Any]]:
-    """Probe images in threads (decoders release the GIL), in input order."""
+def iter_probed(uris: list[str], workers: int, limits: ImageLimits | None = None,
+                extract: Any = None) -> Iterator[dict[str, Any]]:
+    """Probe images in threads (decoders release the GIL), in input order; ``extract``: see
+    :func:`probe_image`."""
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        yield from pool.map(lambda u: probe_image(u, limits), uris)
+        yield from pool.map(lambda u: probe_image(u, limits, extract), uris)
 
 
 def conflict_fields(a: dict[str, Any], b: dict[str, Any]) -> list[str]:

@@ -90,3 +90,30 @@ def add_root_sources(writer: "FeatureWriter", root: str | Path, exclude: set[str
             continue
         writer.add_source(cache, sample_rows)
     return skipped
+
+
+def add_store_sources(writer: "FeatureWriter", root: str | Path) -> list[str]:
+    """Like :func:`add_root_sources`, for the ingest-time stores under ``root``
+    (:mod:`fpload.features._store`): each is used only if its Zarr tree hashes to its entry."""
+    from fpload.features._store import open_store, row_map, stores
+
+    skipped: list[str] = []
+    for folder in stores(Path(root)):
+        if not writer.missing().any():
+            break
+        try:
+            cache = open_store(folder)
+            if not writer.reusable_from(cache):
+                continue
+            rows = row_map(cache)
+            if not any(writer.sample_ids[i] in rows for i in writer.missing().nonzero()[0].tolist()):
+                continue
+            problems = cache.verify()
+            if problems:
+                skipped.append(f"{folder.name}: " + "; ".join(problems))
+                continue
+        except Exception as err:  # noqa: BLE001 - an unreadable store is skipped, never trusted
+            skipped.append(f"{folder.name}: {type(err).__name__}: {err}")
+            continue
+        writer.add_source(cache, rows)
+    return skipped

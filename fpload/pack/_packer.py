@@ -199,7 +199,8 @@ def _resolve_parent(out: Path, name: str, parent: str | Path | None):
             "or the path of a version)") from None
 
 
-def _feature_writer(tmp: Path, plan: PackPlan, cfg: PackConfig, parent, reuse_root: Path | None = None):
+def _feature_writer(tmp: Path, plan: PackPlan, cfg: PackConfig, parent, reuse_root: Path | None = None,
+                    catalog_path: Any = None):
     """The feature cache writer of this pack, or None when the config disables features; with
     ``reuse_root``, outputs any checked version there holds are copied (fpload.features._reuse)."""
     fcfg = getattr(cfg, "features", None)
@@ -217,6 +218,11 @@ def _feature_writer(tmp: Path, plan: PackPlan, cfg: PackConfig, parent, reuse_ro
         from fpload.features._reuse import add_root_sources
 
         add_root_sources(writer, reuse_root, exclude={parent.id} if parent is not None else None)
+        if isinstance(catalog_path, Path):  # features computed at ingest (fpload.features._store)
+            from fpload.features._reuse import add_store_sources
+            from fpload.features._store import store_root
+
+            add_store_sources(writer, store_root(catalog_path))
     return writer
 
 
@@ -316,6 +322,7 @@ def pack_version(catalog: Catalog, *, out: str | Path, name: str, where: str | N
     snapshot = catalog.snapshot(rev.rev)
     if head.rev != rev.rev:
         snapshot = with_head_consent(snapshot, catalog.snapshot(head.rev))
+    catalog_path = catalog.path
     catalog.release()  # the snapshots hold every row the pack needs: let other processes use the catalog
     on, recorded_date = _consent_date(consent_date, snapshot)
     declared = snapshot
@@ -344,7 +351,7 @@ def pack_version(catalog: Catalog, *, out: str | Path, name: str, where: str | N
     tmp = name_dir / _tmp_name()
     (tmp / formats.SHARDS_DIR).mkdir(parents=True)
     try:
-        features = _feature_writer(tmp, plan, cfg, parent_version, Path(out) if reuse else None)
+        features = _feature_writer(tmp, plan, cfg, parent_version, Path(out) if reuse else None, catalog_path)
         if engine == "ray":
             from fpload.pack import _ray
 
