@@ -11,7 +11,9 @@
    a cost extraction cannot remove). *Warm*: into a root where an earlier version of another,
    overlapping query already holds the features (all of the samples, or half of them), which
    the pack copies after checking that version's hash (fpload.features._reuse);
-3. reuse: ingest ``new`` more captures (~1 %) and repack with ``parent="latest"``: computed vs
+3. ingest with ``--features default`` (extraction on the pixels ingest decodes anyway) against
+   plain ingest of the same captures, and the pack that follows (it copies those features);
+4. reuse: ingest ``new`` more captures (~1 %) and repack with ``parent="latest"``: computed vs
    reused counts, and the time against a fresh pack of the same selection.
 
 Prints a table (ratios against the baseline of the same run) and appends JSON lines to
@@ -142,6 +144,35 @@ def bench_pack_and_reuse(root: Path, samples: int, new: int, size: int, workers:
     return rows
 
 
+def bench_ingest(root: Path, samples: int, size: int, workers: int) -> list[dict]:
+    from fpload.catalog import open_catalog
+    from fpload.features import FeaturesConfig
+    from fpload.pack import PackConfig, pack_version
+    from fpload.testing import make_captures
+
+    meta = make_captures(root / "icaps", subjects=max(1, samples // 4), fingers=2, impressions=2,
+                         size=(size, size), seed=3)
+    rows, seconds = [], {}
+    for what, feats in (("ingest", None), ("ingest --features default", FeaturesConfig())):
+        cat = open_catalog(root / f"i-{len(seconds)}.duckdb")
+        t0 = time.perf_counter()
+        cat.ingest(meta, workers=workers, features=feats)
+        seconds[what] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        res = pack_version(cat, where="consent", out=root / f"iv-{len(seconds)}", name="fp", workers=workers,
+                           config=PackConfig(shard_max_samples=100))
+        t_pack = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        pack_version(cat, where="consent", out=root / f"ivn-{len(seconds)}", name="fp", workers=workers,
+                     config=PackConfig(shard_max_samples=100, features=FeaturesConfig(enabled=False)))
+        t_plain = time.perf_counter() - t0
+        cat.close()
+        rows.append({"bench": "ingest", "what": what, "samples": res.samples, "seconds": seconds[what],
+                     "samples_per_s": res.samples / seconds[what], "pack_seconds": t_pack,
+                     "pack_found": res.features_found, "pack_ratio": t_plain / t_pack})
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", type=int, default=512)
@@ -159,6 +190,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-features-"))
     try:
         rows += bench_pack_and_reuse(tmp, args.samples, args.new, args.size, args.workers, args.repeats)
+        rows += bench_ingest(tmp, args.samples, args.size, args.workers)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     machine = {"machine": platform.machine(), "python": platform.python_version(), "tiny": args.tiny,
@@ -188,6 +220,12 @@ def main() -> None:
           f"(decoding alone allows {floor['throughput_ratio']:.2f}× wall, {floor['cpu_ratio']:.2f}× CPU); "
           f"warm {warm['throughput_ratio']:.2f}× wall, {warm['cpu_ratio']:.2f}× CPU: "
           f"{'met' if warm['throughput_ratio'] >= 0.5 else 'MISSED'}")
+    plain = next(r for r in rows if r["bench"] == "ingest")
+    print("ingest, then a pack with features (ratio: pack without features / this pack, same catalog):")
+    for r in (r for r in rows if r["bench"] == "ingest"):
+        print(f"  {r['what']:<32} {r['seconds']:7.2f} s  {r['samples_per_s']:7.1f} samples/s  "
+              f"({r['seconds'] / plain['seconds']:.2f}× time of plain ingest); pack {r['pack_seconds']:.2f} s, "
+              f"found {r['pack_found']}, {r['pack_ratio']:.2f}× throughput of pack without features")
     fresh = next(r for r in rows if r["bench"] == "reuse")
     print("reuse:")
     for r in (r for r in rows if r["bench"] == "reuse"):
