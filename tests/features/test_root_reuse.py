@@ -146,3 +146,36 @@ def test_cli_reuse_and_no_reuse(tmp_path, catalog, capsys):
     assert main([*base, "--name", "c", "--no-reuse"]) == 0
     off = json.loads(capsys.readouterr().out)
     assert (off["features_computed"], off["features_found"]) == (24, 0)
+
+
+def test_custom_extractor_outputs_are_found_too(tmp_path, catalog, monkeypatch):
+    import sys
+    import textwrap
+
+    mod = tmp_path / "root_feats.py"
+    mod.write_text(textwrap.dedent("""
+        import numpy as np
+
+        CALLS = []
+
+        def stats(image, bins=4):
+            CALLS.append(1)
+            return {"mean": np.float32(image.mean()),
+                    "hist": np.bincount(image.ravel().astype(np.int64) * bins // 256, minlength=bins).astype(np.int32)}
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import root_feats
+
+    cfg = PackConfig(encoding="raw", shard_max_samples=5, features=FeaturesConfig(extractors=[
+        "quality", {"name": "stats", "function": "root_feats:stats", "version": 2, "params": {"bins": 8}}]))
+    pack_version(catalog, out=tmp_path / "v", name="a", where="consent AND finger = 1", config=cfg)
+    assert len(root_feats.CALLS) == 12
+    res = pack_version(catalog, out=tmp_path / "v", name="b", where="consent", config=cfg)
+    assert len(root_feats.CALLS) == 24 and res.features_found == 12
+    _same_as_fresh(res, catalog, tmp_path, "consent", cfg)
+    # another version of the function is another identity: nothing is taken
+    v3 = PackConfig(encoding="raw", shard_max_samples=5, features=FeaturesConfig(extractors=[
+        {"name": "stats", "function": "root_feats:stats", "version": 3, "params": {"bins": 8}}]))
+    pack_version(catalog, out=tmp_path / "v", name="c", where="consent", config=v3)
+    assert len(root_feats.CALLS) == 24 + 24 + 24  # the fresh pack above ran 24, this one 24
+    sys.modules.pop("root_feats", None)
