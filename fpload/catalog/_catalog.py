@@ -412,13 +412,13 @@ class Catalog:
             row["_row"] = n
             rows.append(row)
         uris = [r["uri"] for r in rows]
-        extract, store = self._ingest_extractor(features, engine)
+        job, store = self._ingest_extractor(features, engine)
         if engine == "ray":
             from fpload.catalog._ray_ingest import iter_probed_ray
 
             probing = iter_probed_ray(uris, limits, address)
         else:
-            probing = _ingest.iter_probed(uris, workers, limits, extract)
+            probing = _ingest.iter_probed(uris, workers, limits, job)
         probed = _progress_map(probing, len(rows), "probing images", progress)
         computed: dict[str, Any] = {}
         for row, info in zip(rows, probed):
@@ -452,10 +452,10 @@ class Catalog:
         return report
 
     def _ingest_extractor(self, features: Any, engine: str) -> tuple[Any, Any]:
-        """The per-image extractor function of an ingest with ``features``, and its store folder."""
+        """The :class:`fpload.features.FeatureJob` of an ingest with ``features``, and its store folder."""
         if features is None:
             return None, None
-        from fpload.features import resolve_extractors, run_extractors
+        from fpload.features import resolve_extractors
         from fpload.features._store import store_root
 
         if engine != "local":
@@ -463,8 +463,7 @@ class Catalog:
                              "or let the pack compute the features)")
         if not isinstance(self.path, Path):
             raise UsageError(f"ingest with features needs a catalog file to keep them beside; {self.path} is not one")
-        job = resolve_extractors(features)
-        return (lambda pixels, sid: run_extractors(pixels, job, None, sid)), store_root(self.path)
+        return resolve_extractors(features), store_root(self.path)
 
     def _ingest_fresh(self, metadata: Path, rows: list, fresh: list, duplicates: int, update: bool,
                       message: str | None) -> IngestReport:

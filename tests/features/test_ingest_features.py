@@ -9,7 +9,7 @@ import fpload.features as features_pkg
 from fpload.catalog import open_catalog
 from fpload.errors import DuplicateSampleError, UsageError
 from fpload.features import FeaturesConfig, open_features
-from fpload.features._store import stores, store_root
+from fpload.features._store import open_store, store_root, stores
 from fpload.pack import PackConfig, pack_version
 from fpload.testing import make_captures
 
@@ -31,8 +31,17 @@ def test_pack_copies_ingest_features_and_equals_a_fresh_pack(tmp_path, monkeypat
     meta = make_captures(tmp_path / "a", subjects=4, fingers=2, impressions=2, size=[(40, 33), (30, 41)], seed=31)
     cat = open_catalog(tmp_path / "cat.duckdb")
     calls = _count_runs(monkeypatch)
-    cat.ingest(meta, features=FeaturesConfig())
+    cat.ingest(meta, features=FeaturesConfig(), workers=1)  # in this process: the calls are counted
     assert len(calls) == 16 and len(stores(store_root(cat.path))) == 1
+    if encoding == "raw":  # extraction in worker processes (workers > 1) writes the same store
+        other = open_catalog(tmp_path / "cat2.duckdb")
+        other.ingest(meta, features=FeaturesConfig(), workers=2)
+        (mine,), (theirs,) = stores(store_root(cat.path)), stores(store_root(other.path))
+        assert mine.name == theirs.name
+        a, b = open_store(mine), open_store(theirs)
+        for name in a.names:
+            np.testing.assert_array_equal(a.load(name), b.load(name), err_msg=name)
+        other.close()
     calls.clear()
     cfg = PackConfig(encoding=encoding, shard_max_samples=5)
     res = pack_version(cat, out=tmp_path / "v", name="fp", where="consent AND finger = 2", config=cfg)
