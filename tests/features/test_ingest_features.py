@@ -99,3 +99,16 @@ def test_cli_ingest_features(tmp_path, capsys):
     assert main(["pack", "--where", "consent", "--catalog", str(cat), "--out", str(tmp_path / "v"), "--name", "a",
                  "--workers", "1", "--json"]) == 0
     assert '"features_found": 4' in capsys.readouterr().out
+
+
+def test_bad_image_in_worker_processes_is_named(tmp_path):
+    from fpload.errors import ImageError
+
+    meta = make_captures(tmp_path / "a", subjects=2, fingers=2, impressions=2, size=(40, 40), seed=35)
+    victim = sorted((tmp_path / "a").rglob("*.png"))[3]
+    victim.write_bytes(victim.read_bytes()[:60])  # truncated: found by the decode in a worker process
+    cat = open_catalog(tmp_path / "cat.duckdb")
+    with pytest.raises(ImageError, match=victim.name):
+        cat.ingest(meta, features=FeaturesConfig(), workers=2)
+    assert stores(store_root(cat.path)) == [] and cat.revision().rev == 0
+    cat.close()
