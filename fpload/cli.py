@@ -76,6 +76,10 @@ def pack(
                                                "recorded in the manifest."),
     engine: Optional[str] = EngineOpt,
     address: Optional[str] = AddressOpt,
+    reuse: bool = typer.Option(True, "--reuse/--no-reuse", help="Copy the features of samples any version "
+                               "under --out already holds (same image bytes, same extractor; its cache's "
+                               "hash is checked) instead of computing them; --no-reuse computes all that "
+                               "--parent does not give. Same files and id either way."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Freeze a catalog query into an immutable, content-addressed dataset version.
@@ -100,17 +104,20 @@ def pack(
         res = pack_version(cat, out=out_root, name=name, where=where, filter=filter_path(filter_file), config=cfg,
                            revision=rev, parent=parent, workers=workers or env_workers(), progress=not as_json,
                            query_timeout=query_timeout, query_memory_limit=query_memory,
-                           consent_date=consent_date, engine=engine or env_engine(), address=address)
+                           consent_date=consent_date, engine=engine or env_engine(), address=address,
+                           reuse=reuse)
     if as_json:
         print_json({"path": str(res.path), "version_id": res.version_id, "created": res.created,
                      "samples": res.samples, "counts": res.counts, "bytes": res.bytes,
-                     "features_computed": res.features_computed, "features_reused": res.features_reused})
+                     "features_computed": res.features_computed, "features_reused": res.features_reused,
+                     "features_found": res.features_found})
         return
     verb = "published" if res.created else "already published (nothing changed)"
     out.print(f"{verb}: {res.path}\n  {res.samples} samples "
               f"({', '.join(f'{k} {v}' for k, v in res.counts.items())}), {res.bytes / 1e6:.1f} MB"
-              + (f"\n  features: {res.features_computed} computed, {res.features_reused} reused from the parent"
-                 if res.features_computed or res.features_reused else ""))
+              + (f"\n  features: {res.features_computed} computed, {res.features_reused} reused from the parent, "
+                 f"{res.features_found} found in other versions"
+                 if res.features_computed or res.features_reused or res.features_found else ""))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -374,7 +374,7 @@ class Catalog:
                workers: int = 4, progress: bool = False, message: str | None = None,
                update: bool = False, allow_outside: bool = False,
                limits: _ingest.ImageLimits | None = None, engine: str = "local",
-               address: str | None = None) -> IngestReport:
+               address: str | None = None, features: Any = None) -> IngestReport:
         """Add the images a metadata file (CSV, Parquet or JSONL) names.
 
         Rows name images by ``file``, relative to ``images_root`` (default: the metadata file's
@@ -388,6 +388,11 @@ class Catalog:
         ``engine="ray"`` reads and checks the images in Ray tasks on the cluster at ``address``
         (``"auto"``, ``"ray://HOST:10001"``, None: Ray's default; every node must see the images);
         the revision written is the same as a local ingest's.
+
+        ``features`` (a :class:`fpload.features.FeaturesConfig`, local engine, file catalogs) also
+        runs its extractors on the pixels the checks decode, and keeps them beside the catalog
+        (``CATALOG.features/``) once the revision is committed; a later pack copies them instead
+        of decoding and extracting (see :mod:`fpload.features._store`).
 
         >>> cat.ingest("captures/metadata.csv", update=True)   # doctest: +SKIP
         IngestReport(revision=3, added=0, duplicates=39, rows=40, changed=1)
@@ -409,16 +414,26 @@ class Catalog:
             row["_row"] = n
             rows.append(row)
         uris = [r["uri"] for r in rows]
+        job, store = self._ingest_extractor(features, engine)
         if engine == "ray":
             from fpload.catalog._ray_ingest import iter_probed_ray
 
             probing = iter_probed_ray(uris, limits, address)
         else:
-            probing = _ingest.iter_probed(uris, workers, limits)
+            probing = _ingest.iter_probed(uris, workers, limits, job)
         probed = _progress_map(probing, len(rows), "probing images", progress)
+        computed: dict[str, Any] = {}
         for row, info in zip(rows, probed):
+            if "_features" in info:
+                info = dict(info)
+                computed[info["sample_id"]] = ((info["height"], info["width"]), info.pop("_features"))
             row.update(info)
-        return self._ingest_rows(metadata, rows, update, message)
+        report = self._ingest_rows(metadata, rows, update, message)
+        if store is not None:  # after the commit: a failed ingest leaves no features behind
+            from fpload.features._store import write_store
+
+            write_store(store, features, computed)
+        return report
 
     def ingest_records(self, paths: list[str | Path], *, subject_field: str = "1.009",
                        metadata: str | Path | None = None, consent: bool = False,
@@ -465,7 +480,22 @@ class Catalog:
             seen[row["sample_id"]] = row
             fresh.append(row)
         with self._writing():   # read the head and write the revision under the writer lock
-            return self._ingest_fresh(metadata, rows, fresh, duplicates, update, message)
+            report = self._ingest_fresh(metadata, rows, fresh, duplicates, update, message)
+        return report
+
+    def _ingest_extractor(self, features: Any, engine: str) -> tuple[Any, Any]:
+        """The :class:`fpload.features.FeatureJob` of an ingest with ``features``, and its store folder."""
+        if features is None:
+            return None, None
+        from fpload.features import resolve_extractors
+        from fpload.features._store import store_root
+
+        if engine != "local":
+            raise UsageError("ingest with features runs on the local engine only (drop --engine ray, "
+                             "or let the pack compute the features)")
+        if not isinstance(self.path, Path):
+            raise UsageError(f"ingest with features needs a catalog file to keep them beside; {self.path} is not one")
+        return resolve_extractors(features), store_root(self.path)
 
     def _ingest_fresh(self, metadata: Path, rows: list, fresh: list, duplicates: int, update: bool,
                       message: str | None) -> IngestReport:

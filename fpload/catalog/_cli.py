@@ -14,7 +14,7 @@ from typing import Any, Optional
 import typer
 from rich.table import Table
 
-from fpload.config import env_engine
+from fpload.config import env_engine, resolve_config
 from fpload.errors import UsageError
 from fpload._cli_common import AddressOpt, EngineOpt
 from fpload._cli_common import (CatalogOpt, JsonOpt, QueryMemoryOpt, QueryTimeoutOpt, RevOpt, err, filter_path,
@@ -122,6 +122,10 @@ def catalog_ingest(
                                          "accepted, in pixels (width × height): refuses decompression bombs."),
     engine: Optional[str] = EngineOpt,
     address: Optional[str] = AddressOpt,
+    features: Optional[str] = typer.Option(None, "--features", help="Also compute feature caches while "
+                                           "checking the images: 'default' (the default extractors) or a "
+                                           "pack config naming them (a YAML file or bundled name); kept in "
+                                           "CATALOG.features/ for later packs to copy, e.g. --features default."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Add the images a metadata file names, or the finger images of biometric records; creates the catalog if needed.
@@ -146,6 +150,16 @@ def catalog_ingest(
     limits = ImageLimits(max_bytes=int(max_image_mb * (1 << 20)), max_pixels=max_image_pixels)
     metadata_suffixes = (".csv", ".parquet", ".jsonl", ".ndjson", ".json")
     as_records = len(sources) > 1 or sources[0].is_dir() or sources[0].suffix.lower() not in metadata_suffixes
+    fcfg = None
+    if features is not None:
+        if as_records:
+            raise UsageError("--features: feature caches are computed at ingest for metadata files only; "
+                             "records' features are computed when they are packed")
+        from fpload.features import FeaturesConfig
+        from fpload.pack import PackConfig
+
+        fcfg = FeaturesConfig() if features == "default" else \
+            PackConfig.from_yaml(resolve_config(features, "pack")).features
     with open_cli_catalog(catalog, create=True) as cat:
         if as_records:
             if (engine or env_engine()) not in (None, "local"):
@@ -157,7 +171,7 @@ def catalog_ingest(
         else:
             rep = cat.ingest(sources[0], images_root=images, workers=workers, progress=not as_json,
                              message=message, update=update, allow_outside=allow_outside, limits=limits,
-                             engine=engine or env_engine(), address=address)
+                             engine=engine or env_engine(), address=address, features=fcfg)
     if rep.skipped:
         err.print("skipped (not one finger): " + ", ".join(f"{n} × {k}" for k, n in sorted(rep.skipped.items())),
                   markup=False, highlight=False)

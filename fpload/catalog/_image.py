@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import fsspec
+import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from fpload.catalog import _wsq
@@ -140,10 +141,12 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
-def probe_image(uri: str, limits: ImageLimits | None = None) -> dict[str, Any]:
+def probe_image(uri: str, limits: ImageLimits | None = None, extract: Any = None) -> dict[str, Any]:
     """Read, hash and fully decode one image; :class:`ImageError` names the file on any problem.
 
-    Returns the catalog fields of the image: ``sample_id``, ``width``, ``height``, ``format``.
+    Returns the catalog fields of the image: ``sample_id``, ``width``, ``height``, ``format``;
+    with ``extract`` (a function of the 8-bit gray pixels and the sample id, as the packer decodes
+    them), also ``_features``, what it returns.
     """
     limits = limits or ImageLimits()
     return probe_bytes(read_image_bytes(uri, limits.max_bytes), uri, limits)
@@ -206,5 +209,7 @@ def probe_bytes(data: bytes, uri: str, limits: ImageLimits | None = None) -> dic
             raise ImageError(f"{uri}: EXIF orientation {orientation} (rotated or mirrored): decoders disagree "
                              "on applying it; save the image upright without the tag first "
                              "(e.g. PIL.ImageOps.exif_transpose)")
-    return {"sample_id": sample_key(data), "width": width, "height": height,
-            "format": SUPPORTED_FORMATS[fmt]}
+        sid = sample_key(data)
+        extra = {} if extract is None else {"_features": extract(np.asarray(img.convert("L")), sid)}
+    return {"sample_id": sid, "width": width, "height": height,
+            "format": SUPPORTED_FORMATS[fmt], **extra}

@@ -395,10 +395,40 @@ def resolve_uri(file: str, base: str, *, allow_outside: bool = False) -> str:
     return str(resolved)
 
 
-def iter_probed(uris: list[str], workers: int, limits: ImageLimits | None = None) -> Iterator[dict[str, Any]]:
-    """Probe images in threads (decoders release the GIL), in input order."""
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        yield from pool.map(lambda u: probe_image(u, limits), uris)
+def _probe_extract(uri: str, limits: ImageLimits | None, job: Any) -> dict[str, Any]:
+    """:func:`probe_image` that also runs a :class:`fpload.features.FeatureJob` on the pixels."""
+    from fpload.features import run_extractors
+
+    return probe_image(uri, limits, lambda pixels, sid: run_extractors(pixels, job, None, sid))
+
+
+def iter_probed(uris: list[str], workers: int, limits: ImageLimits | None = None,
+                job: Any = None) -> Iterator[dict[str, Any]]:
+    """Probe images in threads (decoders release the GIL), in input order.
+
+    With ``job`` (a :class:`fpload.features.FeatureJob`) each result also holds ``_features``;
+    the extractors hold the GIL much of the time, so they run in ``workers`` processes (forked
+    from a fork server, dying with this one, as the packer's), or in this process for one worker.
+    """
+    if job is None:
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            yield from pool.map(lambda u: probe_image(u, limits), uris)
+        return
+    if workers <= 1:
+        yield from (_probe_extract(u, limits, job) for u in uris)
+        return
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+    from functools import partial
+    from multiprocessing import get_context
+
+    from fpload.pack import _lifeline
+
+    _lifeline.start_fork_server(["fpload.catalog._ingest", "fpload.features"])
+    me = os.getpid()
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("forkserver"),
+                             initializer=_lifeline.die_with, initargs=(me, _lifeline.start_time(me))) as pool:
+        yield from pool.map(partial(_probe_extract, limits=limits, job=job), uris, chunksize=8)
 
 
 def conflict_fields(a: dict[str, Any], b: dict[str, Any]) -> list[str]:

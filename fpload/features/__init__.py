@@ -2,8 +2,9 @@
 
 The packer runs the extractors of the pack config's ``features:`` key in its encode workers, in
 the same pass as the shards, and writes one Zarr v3 array per feature whose row i belongs to
-sample i (``samples.parquet`` row i); features of samples a parent version already holds are
-copied, not recomputed. Readers open a cache with :func:`open_features`, which checks it
+sample i (``samples.parquet`` row i); features of samples a parent version, any other checked
+version under the same root (:mod:`fpload.features._reuse`) or the catalog's ingest-time store
+(:mod:`fpload.features._store`) already holds are copied, not recomputed. Readers open a cache with :func:`open_features`, which checks it
 against the manifest.
 
 Example::

@@ -95,13 +95,20 @@ class FeatureWriter:
             else:
                 self._outputs[ext.name] = None
         self.parent = parent
+        #: caches features are copied from: the parent first (when given), then those of
+        #: :meth:`add_source`; each with the names of the arrays reusable per extractor
+        self.sources: list[tuple[FeatureCache, dict[str, list[str]]]] = []
+        #: per extractor: the source of each sample's output (index into ``sources``, -1: compute
+        #: it) and its row there
+        self.src = {e.name: np.full(self.n, -1, dtype=np.int32) for e in job.extractors}
+        self.src_row = {e.name: np.full(self.n, -1, dtype=np.int64) for e in job.extractors}
         self.reusable: dict[str, list[str]] = {}
-        #: row of each sample in the parent's cache, -1 where it is not there or nothing is reusable
-        self.parent_row = np.full(self.n, -1, dtype=np.int64)
         if parent is not None:
-            self._plan_reuse(parent)
+            self.add_source(parent)
         self.computed = 0
         self.reused = 0
+        #: samples none of whose extractors ran, not all copied from the parent (from other sources)
+        self.found = 0
         self._start = 0
         self._next = 0
         self._pending_reuse: list[int] = []
@@ -124,30 +131,80 @@ class FeatureWriter:
                               f"{self._arrays[name].extractor.label() if name in self._arrays else 'fpload'}")
         self._arrays[name] = _Array(name, ext, layout, tuple(int(x) for x in tail), dtype, fill)
 
-    def _plan_reuse(self, parent: FeatureCache) -> None:
+    def _reusable_names(self, cache: FeatureCache) -> dict[str, list[str]]:
+        """Per extractor of this job: the arrays ``cache`` holds from the same extractor identity."""
+        found: dict[str, list[str]] = {}
         for ext in self.job.extractors:
-            names = [a for a, s in parent.entry["arrays"].items()
-                     if _same_identity(ext, s, self.block, parent.block)]
+            names = [a for a, s in cache.entry["arrays"].items()
+                     if _same_identity(ext, s, self.block, cache.block)]
             if not names:
                 continue
-            if self._outputs[ext.name] is not None and sorted(names) != sorted(self._outputs[ext.name]):
+            known = self._outputs[ext.name]
+            if known is not None and sorted(names) != sorted(known):
                 continue
-            if self._outputs[ext.name] is None:
+            found[ext.name] = names
+        return found
+
+    def missing(self) -> np.ndarray:
+        """Whether each sample still has an extractor to run (no source holds its output)."""
+        out = np.zeros(self.n, dtype=bool)
+        for src in self.src.values():
+            out |= src < 0
+        return out
+
+    def reusable_from(self, cache: FeatureCache) -> bool:
+        """Whether ``cache`` holds the output of any of this job's extractors (by identity alone)."""
+        return bool(self._reusable_names(cache))
+
+    def add_source(self, cache: FeatureCache, sample_rows: dict[str, int] | None = None) -> int:
+        """Copy, rather than compute, the outputs ``cache`` holds of samples no earlier source gave.
+
+        ``sample_rows`` maps the cache's sample ids to their rows (default: its ``sample_id``
+        array). Only arrays of the same extractor name, function, version, params (and block, for
+        built-ins) are taken. Returns how many (sample, extractor) outputs it now provides.
+        """
+        reusable = self._reusable_names(cache)
+        if not reusable:
+            return 0
+        if sample_rows is None:
+            sample_rows = {sid: i for i, sid in enumerate(cache.sample_ids.tolist())}
+        rows = np.fromiter((sample_rows.get(s, -1) for s in self.sample_ids), np.int64, self.n)
+        k = len(self.sources)
+        taken = 0
+        for ext_name, names in reusable.items():
+            take = (self.src[ext_name] < 0) & (rows >= 0)
+            if not take.any():
+                continue
+            self.src[ext_name][take] = k
+            self.src_row[ext_name][take] = rows[take]
+            taken += int(take.sum())
+            if self._outputs[ext_name] is None:  # a custom extractor: its arrays as the cache has them
+                ext = next(e for e in self.job.extractors if e.name == ext_name)
                 for a in names:
-                    spec = parent.spec(a)
+                    spec = cache.spec(a)
                     self._add_array(a, ext, spec.layout, spec.shape[1:], np.dtype(spec.dtype),
-                                    parent.array(a).fill_value)
-                self._outputs[ext.name] = names
-            self.reusable[ext.name] = names
-        if self.reusable:
-            row_of = {sid: i for i, sid in enumerate(parent.sample_ids.tolist())}
-            self.parent_row = np.fromiter((row_of.get(s, -1) for s in self.sample_ids), np.int64, self.n)
+                                    cache.array(a).fill_value)
+                self._outputs[ext_name] = names
+        if taken or k == 0:
+            self.sources.append((cache, reusable))
+            if k == 0 and cache is self.parent:
+                self.reusable = reusable
+        return taken
+
+    @property
+    def parent_row(self) -> np.ndarray:
+        """Row of each sample in the parent's cache where some output is copied from it, else -1."""
+        out = np.full(self.n, -1, dtype=np.int64)
+        if self.parent is None or not self.sources or self.sources[0][0] is not self.parent:
+            return out
+        for ext_name in self.src:
+            sel = self.src[ext_name] == 0
+            out[sel] = self.src_row[ext_name][sel]
+        return out
 
     def compute_set(self, index: int) -> tuple[str, ...]:
         """Names of the extractors a worker must run for sample ``index`` (empty: all reused)."""
-        if self.parent_row[index] >= 0:
-            return tuple(e.name for e in self.job.extractors if e.name not in self.reusable)
-        return tuple(e.name for e in self.job.extractors)
+        return tuple(e.name for e in self.job.extractors if self.src[e.name][index] < 0)
 
     # -- rows --------------------------------------------------------------------------------
     def _buffer(self, a: _Array) -> np.ndarray:
@@ -174,14 +231,18 @@ class FeatureWriter:
                 self._put(self._arrays[name], row, value, sid)
             if known is None:
                 self._outputs[ext_name] = list(arrays)
-        if self.parent_row[index] >= 0:
+        srcs = [int(src[index]) for src in self.src.values()]
+        if any(s >= 0 for s in srcs):
             self._pending_reuse.append(index)
-            if features:
-                self.computed += 1
-            else:
-                self.reused += 1
+        # the manifest counts against the parent alone (so the version id does not depend on which
+        # other versions the root holds): reused = every output copied from the parent
+        if self.parent is not None and srcs and all(s == 0 for s in srcs) and self.sources \
+                and self.sources[0][0] is self.parent:
+            self.reused += 1
         else:
             self.computed += 1
+            if not features:
+                self.found += 1
         self._next += 1
         if self._next - self._start == self.chunk or self._next == self.n:
             self._flush()
@@ -216,20 +277,23 @@ class FeatureWriter:
         self._pending_reuse = []
 
     def _copy_reused(self, indices: np.ndarray) -> None:
-        assert self.parent is not None
-        prow = self.parent_row[indices]
-        local = indices - self._start
-        for ext_name, names in self.reusable.items():
-            for name in names:
-                a = self._arrays[name]
-                buf = self._buffer(a)
-                if a.layout == "block":
-                    pgh, pgw = self.parent.spec(name).shape[-2:]
-                    gh, gw = min(pgh, a.tail[-2]), min(pgw, a.tail[-1])
-                    data = self.parent.gather(name, prow, region=(gh, gw))
-                    buf[(local,) + (slice(None),) * (len(a.tail) - 2) + (slice(0, gh), slice(0, gw))] = data
-                else:
-                    buf[local] = self.parent.gather(name, prow)
+        for ext_name, src_all in self.src.items():
+            src = src_all[indices]
+            for k in np.unique(src[src >= 0]).tolist():
+                cache, reusable = self.sources[k]
+                sel = indices[src == k]
+                prow = self.src_row[ext_name][sel]
+                local = sel - self._start
+                for name in reusable[ext_name]:
+                    a = self._arrays[name]
+                    buf = self._buffer(a)
+                    if a.layout == "block":
+                        pgh, pgw = cache.spec(name).shape[-2:]
+                        gh, gw = min(pgh, a.tail[-2]), min(pgw, a.tail[-1])
+                        data = cache.gather(name, prow, region=(gh, gw))
+                        buf[(local,) + (slice(None),) * (len(a.tail) - 2) + (slice(0, gh), slice(0, gw))] = data
+                    else:
+                        buf[local] = cache.gather(name, prow)
 
     def _create(self, a: _Array) -> Any:
         attrs = {"block": self.block, "extractor": a.extractor.name, "function": a.extractor.ref,

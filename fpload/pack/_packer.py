@@ -55,6 +55,9 @@ class PackResult:
     #: copied from the parent version's cache; both 0 when the pack wrote no feature cache
     features_computed: int = 0
     features_reused: int = 0
+    #: samples whose features were all copied from other versions under ``out`` (``reuse=True``);
+    #: the manifest counts them as computed, so the version id does not depend on those versions
+    features_found: int = 0
 
     @property
     def manifest(self) -> dict[str, Any]:
@@ -196,8 +199,10 @@ def _resolve_parent(out: Path, name: str, parent: str | Path | None):
             "or the path of a version)") from None
 
 
-def _feature_writer(tmp: Path, plan: PackPlan, cfg: PackConfig, parent):
-    """The feature cache writer of this pack, or None when the config disables features."""
+def _feature_writer(tmp: Path, plan: PackPlan, cfg: PackConfig, parent, reuse_root: Path | None = None,
+                    catalog_path: Any = None):
+    """The feature cache writer of this pack, or None when the config disables features; with
+    ``reuse_root``, outputs any checked version there holds are copied (fpload.features._reuse)."""
     fcfg = getattr(cfg, "features", None)
     if fcfg is None or not fcfg.enabled:
         return None
@@ -209,8 +214,18 @@ def _feature_writer(tmp: Path, plan: PackPlan, cfg: PackConfig, parent):
     if parent_cache is not None and parent.manifest.get("settings", {}).get("resample_to_ppi") != cfg.resample_to_ppi:
         parent_cache = None  # features of pixels at another scale: nothing to reuse
     chunk = formats.features_chunk_samples(cfg.shard_max_samples, len(plan.rows))
-    return FeatureWriter(tmp / formats.FEATURES_NAME, job, fcfg, [r["sample_id"] for r in plan.rows],
-                         [(r["height"], r["width"]) for r in plan.rows], chunk, parent_cache)
+    writer = FeatureWriter(tmp / formats.FEATURES_NAME, job, fcfg, [r["sample_id"] for r in plan.rows],
+                           [(r["height"], r["width"]) for r in plan.rows], chunk, parent_cache)
+    if reuse_root is not None:
+        from fpload.features._reuse import add_root_sources
+
+        add_root_sources(writer, reuse_root, exclude={parent.id} if parent is not None else None)
+        if isinstance(catalog_path, Path):  # features computed at ingest (fpload.features._store)
+            from fpload.features._reuse import add_store_sources
+            from fpload.features._store import store_root
+
+            add_store_sources(writer, store_root(catalog_path))
+    return writer
 
 
 def _write_samples(plan: PackPlan, shard_of: list[str], path: Path) -> None:
@@ -239,7 +254,7 @@ def pack_version(catalog: Catalog, *, out: str | Path, name: str, where: str | N
                  revision: int | None = None, parent: str | Path | None = None, workers: int = 1,
                  progress: bool = False, query_timeout: float | None = None,
                  query_memory_limit: str | None = None, consent_date: date | str | None = None,
-                 engine: str = "local", address: str | None = None) -> PackResult:
+                 engine: str = "local", address: str | None = None, reuse: bool = True) -> PackResult:
     """Select samples from ``catalog`` and publish them as version ``out/name/<version_id>``.
 
     Everything is written under a temporary folder ``out/name/.tmp-HOST-PID-RANDOM`` that is
@@ -258,7 +273,11 @@ def pack_version(catalog: Catalog, *, out: str | Path, name: str, where: str | N
     cache ``features.zarr`` in the same pass. ``parent`` (``"latest"``, a version id or id prefix
     under ``out/name``, or a version's path) is resolved and its full id recorded; features of
     samples its cache already holds with the same extractors are copied, not recomputed
-    (``PackResult.features_computed`` / ``features_reused`` count them).
+    (``PackResult.features_computed`` / ``features_reused`` count them). With ``reuse`` (the
+    default) the outputs of samples that any other version under ``out`` holds, from the same
+    extractor identity and in a cache whose hash checks out, are copied too
+    (``PackResult.features_found``; see :mod:`fpload.features._reuse`): the files and the version
+    id are the same as without; ``reuse=False`` computes everything the parent does not give.
 
     Consent is read at the catalog's head whatever ``revision`` is packed: the query and the
     consent check see each sample's consent as of the latest revision (a sample no longer there
@@ -296,7 +315,7 @@ def pack_version(catalog: Catalog, *, out: str | Path, name: str, where: str | N
         return pack_remote(pack_version, catalog, out=str(out), name=name, where=where, filter=filter,
                            config=config, revision=revision, parent=parent, workers=workers, progress=progress,
                            query_timeout=query_timeout, query_memory_limit=query_memory_limit,
-                           consent_date=consent_date, engine=engine, address=address)
+                           consent_date=consent_date, engine=engine, address=address, reuse=reuse)
     out = local_path(out)
     cfg = config or PackConfig()
     rev = catalog.revision(revision)
@@ -305,6 +324,7 @@ def pack_version(catalog: Catalog, *, out: str | Path, name: str, where: str | N
     snapshot = catalog.snapshot(rev.rev)
     if head.rev != rev.rev:
         snapshot = with_head_consent(snapshot, catalog.snapshot(head.rev))
+    catalog_path = catalog.path
     catalog.release()  # the snapshots hold every row the pack needs: let other processes use the catalog
     on, recorded_date = _consent_date(consent_date, snapshot)
     declared = snapshot
@@ -334,7 +354,7 @@ def pack_version(catalog: Catalog, *, out: str | Path, name: str, where: str | N
     tmp = name_dir / _tmp_name()
     (tmp / formats.SHARDS_DIR).mkdir(parents=True)
     try:
-        features = _feature_writer(tmp, plan, cfg, parent_version)
+        features = _feature_writer(tmp, plan, cfg, parent_version, Path(out) if reuse else None, catalog_path)
         if engine == "ray":
             from fpload.pack import _ray
 
@@ -386,7 +406,9 @@ def pack_version(catalog: Catalog, *, out: str | Path, name: str, where: str | N
     return PackResult(path=final, version_id=manifest["version_id"], name=name, samples=len(plan.rows),
                       counts=manifest["counts"], created=created,
                       bytes=sum(s.bytes for s in shards),
-                      features_computed=feat.get("computed", 0), features_reused=feat.get("reused", 0))
+                      features_computed=feat.get("computed", 0) - (features.found if features is not None else 0),
+                      features_reused=feat.get("reused", 0),
+                      features_found=features.found if features is not None else 0)
 
 
 def _consent_date(given: date | str | None, snapshot: pa.Table) -> tuple[date, str | None]:

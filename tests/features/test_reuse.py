@@ -74,8 +74,12 @@ def test_changed_extractor_params_are_recomputed_others_copied(tmp_path, growing
     for name in ("orientation", "quality", "thumbnail"):
         np.testing.assert_array_equal(a.load(name), b.load(name), err_msg=name)
     sub = pack_version(cat, out=tmp_path / "v", name="fp", where="consent AND finger = 2", config=base,
-                       parent=str(second.path))
+                       parent=str(second.path), reuse=False)  # the parent alone
     assert sub.features_computed == 12  # `second`'s quality params differ from `base`
+    # reuse from the root (the default) finds them in `first`; same files and id either way
+    found = pack_version(cat, out=tmp_path / "v", name="fp", where="consent AND finger = 2", config=base,
+                         parent=str(second.path))
+    assert (found.features_computed, found.features_found, found.version_id) == (0, 12, sub.version_id)
     # a smaller selection copies its rows in the new version's order
     sub2 = pack_version(cat, out=tmp_path / "v2", name="fp", where="consent AND finger = 2", config=base,
                         parent=str(first.path))
