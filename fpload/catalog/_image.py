@@ -149,10 +149,10 @@ def probe_image(uri: str, limits: ImageLimits | None = None, extract: Any = None
     them), also ``_features``, what it returns.
     """
     limits = limits or ImageLimits()
-    return probe_bytes(read_image_bytes(uri, limits.max_bytes), uri, limits)
+    return probe_bytes(read_image_bytes(uri, limits.max_bytes), uri, limits, extract)
 
 
-def probe_bytes(data: bytes, uri: str, limits: ImageLimits | None = None) -> dict[str, Any]:
+def probe_bytes(data: bytes, uri: str, limits: ImageLimits | None = None, extract: Any = None) -> dict[str, Any]:
     """Hash and fully decode image bytes read from ``uri`` (a file, or an image inside a biometric
     record); the fields and errors of :func:`probe_image`.
 
@@ -169,8 +169,10 @@ def probe_bytes(data: bytes, uri: str, limits: ImageLimits | None = None) -> dic
             pixels = _wsq.decode_wsq(data, limits.max_pixels)
         except (ValueError, ImportError) as err:
             raise ImageError(f"{uri}: {_first_line(err)}") from None
-        return {"sample_id": sample_key(data), "width": int(pixels.shape[1]), "height": int(pixels.shape[0]),
-                "format": "wsq"}
+        sid = sample_key(data)
+        extra = {} if extract is None else {"_features": extract(np.ascontiguousarray(pixels, np.uint8), sid)}
+        return {"sample_id": sid, "width": int(pixels.shape[1]), "height": int(pixels.shape[0]),
+                "format": "wsq", **extra}
     try:
         # Image.open reads the header only; Pillow's own bomb check warns through the global
         # warnings filters, which are not thread-safe: ours is the limit, checked just below.
