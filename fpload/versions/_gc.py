@@ -82,6 +82,8 @@ def collect_garbage(root: str | Path, *, delete: bool = False, min_age_s: float 
         found = fs.find(base, detail=True)
         for key, info in found.items():
             parts = key[len(base) + 1:].split("/")
+            if parts[-1] == formats.TOMBSTONE_NAME:  # an erased version's record (fpload.erase), kept
+                continue
             for depth in (0, 1):  # ROOT/NAME/ID/... or, for a name prefix, NAME/ID/...
                 if len(parts) > depth + 1 and _ID_NAME.fullmatch(parts[depth]):
                     groups.setdefault("/".join(parts[:depth + 1]), []).append((key, info))
