@@ -326,3 +326,43 @@ def _refuse_tombstone(url: str, data: bytes) -> None:
     where = (t.get("successor_url") or join(parent(url), succ)) if succ else "none (no sample was left)"
     raise VersionErasedError(f"version {basename(parent(url))}/{t.get('version_id', basename(url))} was erased by "
                              f"erasure {eid}; use its successor {where}")
+
+
+def list_tombstones(root: str | Path) -> list[dict[str, Any]]:
+    """The tombstones an erasure left under ``root`` (a URL or a folder; ``*/tombstone.json`` and
+    ``*/*/tombstone.json``): each record with ``url`` (the erased version's prefix or folder) added.
+
+    Example: ``[t["successor"] for t in list_tombstones("s3://team-data/versions")]``"""
+    import json
+
+    from fpload.versions._store import is_remote, local_path
+
+    if not is_remote(root):  # a local root: the same records, read from its folders
+        base_dir = local_path(root)
+        found = sorted(base_dir.glob(f"*/{formats.TOMBSTONE_NAME}")) + sorted(base_dir.glob(f"*/*/{formats.TOMBSTONE_NAME}"))
+        out = []
+        for stone in found:
+            rel = stone.parent.relative_to(base_dir)
+            if any(part.startswith(".") for part in rel.parts):
+                continue
+            try:
+                record = json.loads(stone.read_text())
+            except (OSError, ValueError):
+                record = {}
+            out.append({**record, "url": str(stone.parent)})
+        return out
+    fs, path = filesystem(root)
+    base = path.rstrip("/")
+    out = []
+    with store_errors(root, "listing erased versions"):
+        for pattern in (f"{base}/*/{formats.TOMBSTONE_NAME}", f"{base}/*/*/{formats.TOMBSTONE_NAME}"):
+            for key in sorted(fs.glob(pattern)):
+                rel = key[len(base) + 1:].rsplit("/", 1)[0]
+                if any(part.startswith(".") for part in rel.split("/")):
+                    continue
+                try:
+                    record = json.loads(fs.cat_file(key))
+                except ValueError:
+                    record = {}
+                out.append({**record, "url": join(root, rel)})
+    return out

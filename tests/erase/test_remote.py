@@ -101,6 +101,11 @@ def test_erase_a_subject_from_two_s3_versions(s3_world, tmp_path, capsys):
         assert [k for k in keys if k.startswith(f"{name}/{vid}/")] == [f"{name}/{vid}/{formats.TOMBSTONE_NAME}"]
     listed = {v.id for v in list_versions(world["root"])}
     assert listed == {v["successor"] for v in r["versions"]}
+    assert main(["versions", "list", world["root"]]) == 0
+    err = capsys.readouterr().err
+    for v in r["versions"]:
+        assert f"erased: {world['root']}/{v['name']}/{v['version_id']} (erasure {r['erasure_id']}) -> successor " \
+            f"{v['successor_path']}" in err
     # the receipt and the audit records are objects of the root; a copy stays in the state folder
     assert f".fpload/receipts/{r['erasure_id']}.json" in keys
     assert f".fpload/audit/{r['erasure_id']}-erasure.json" in keys
@@ -212,3 +217,65 @@ def test_erase_on_a_memory_store(tmp_path, monkeypatch):
     for url in world["versions"].values():
         with pytest.raises(VersionErasedError):
             open_version(url)
+
+
+def test_versions_list_names_local_tombstones_too(world, capsys):
+    r = erase_subject(world["catalog"], [world["root"]], subjects=["S001"], reason="consent withdrawn")
+    assert main(["versions", "list", str(world["root"])]) == 0
+    err = capsys.readouterr().err
+    for v in r["versions"]:
+        assert f"erased: {world['root'] / v['name'] / v['version_id']} (erasure {r['erasure_id']}) -> successor " \
+            f"{v['successor']}" in err
+
+
+@pytest.fixture(scope="module")
+def memory_world(tmp_path_factory):
+    """A world on ``memory://`` packed once; each example restores its objects and copies its catalog."""
+    import fsspec
+
+    base = tmp_path_factory.mktemp("memworld")
+    bucket = f"memory://fpload-{uuid.uuid4().hex[:8]}"
+    fs = fsspec.filesystem("memory")
+    fs.mkdir(bucket[len("memory://"):])
+    world = make_remote_world(base, f"{bucket}/versions")
+    _, path = filesystem(world["root"])
+    world["objects"] = {k: fs.cat_file(k) for k in fs.find(path)}
+    world["fs"], world["path"] = fs, path
+    return world
+
+
+def test_property_any_subjects_erased_from_a_memory_store(memory_world, tmp_path_factory):
+    """For any set of subjects erased from the store, each successor holds exactly the other
+    samples, member for member, row for row, and verify finds no trace."""
+    import shutil
+
+    from hypothesis import HealthCheck, given, settings, strategies as st
+
+    w = memory_world
+
+    @settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.sets(st.sampled_from([f"S00{i}" for i in range(5)]), min_size=1, max_size=2))
+    def run(subjects):
+        fs, path = w["fs"], w["path"]
+        fs.rm(path, recursive=True)
+        for k, data in w["objects"].items():
+            fs.pipe_file(k, data)
+        tmp = tmp_path_factory.mktemp("example")
+        shutil.copy(w["catalog"], tmp / "cat.duckdb")
+        os.environ["FPLOAD_ERASE_STATE_DIR"] = str(tmp / "state")
+        try:
+            r = erase_subject(tmp / "cat.duckdb", [w["root"]], subjects=sorted(subjects), reason="consent withdrawn")
+        finally:
+            os.environ.pop("FPLOAD_ERASE_STATE_DIR", None)
+        assert verify_receipt(Path(r["state_dir"]) / "receipt.json") == []
+        for name, ref in w["local"].items():
+            before = version_content(Path(ref))
+            gone = set().union(*(subject_samples(before, s) for s in subjects))
+            v = next(x for x in r["versions"] if x["version_id"] == Path(ref).name)
+            after = version_content(_download(v["successor_path"], tmp / "dl" / name))
+            assert set(after) == set(before) - gone
+            for sid, d in after.items():
+                assert (d["members"], d["row"], d.get("features")) == \
+                    (before[sid]["members"], before[sid]["row"], before[sid].get("features"))
+
+    run()
