@@ -8,6 +8,11 @@ records → the journal shredded and a ``done.json`` left (no sample id in it). 
 any moment leaves a state the same command completes: it finds the unfinished journal by the
 hash of its selection and carries on from the first step not done. Successors are all published
 before any old version is destroyed, so the other subjects' bytes always exist somewhere.
+
+A root may be an object-store URL (``s3://bucket/versions``): the journal then lives in the local
+state folder (``FPLOAD_ERASE_STATE_DIR``, else ``CACHE/erasures``) and each step runs as
+:mod:`fpload.erase._remote` describes (verified local copy, successor uploaded manifest last,
+``tombstone.json`` left in the store, the old objects deleted).
 """
 
 from __future__ import annotations

@@ -50,10 +50,6 @@ def remote_versions(root: str):
     return list_remote(root)
 
 
-def mirror_dir(state: Path, key: str, root_index: int, name: str, version_id: str) -> Path:
-    return state / f"mirror-{key[:16]}" / str(root_index) / name / version_id
-
-
 def fetch_samples(v, dest: Path) -> Path:
     """samples.parquet of the remote version ``v`` into ``dest`` (hash-checked), with its manifest."""
     entry = v.manifest["samples_file"]
