@@ -69,7 +69,10 @@ def erase_command(
     where = join(first, ".fpload", "receipts", r["erasure_id"] + ".json") if is_remote(first) \
         else Path(first) / ".fpload" / "receipts" / (r["erasure_id"] + ".json")
     typer.echo(f"receipt: {where}")
-    if any("deletion" in v for v in r["versions"]):
+    if any(v.get("bucket_versioning") for v in r["versions"]):
+        typer.echo("  WARNING: the bucket keeps earlier object versions (S3 versioning is on): the erased samples' "
+                   "objects are still there as noncurrent versions; delete them with the store's tools", err=True)
+    elif any("deletion" in v for v in r["versions"]):
         typer.echo("  note: on an object store only the current objects are deleted; a bucket with versioning, "
                    "replication or backups keeps earlier copies (see the receipt's 'deletion')")
 

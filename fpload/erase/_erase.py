@@ -372,6 +372,10 @@ def _run(journal_path: Path, j: dict[str, Any], receipt_out: str | Path | None,
         step = f"tombstone:{v['path']}"
         if step not in done:
             done[step] = {"destroyed": _tombstone_step(v, done[f"successor:{v['path']}"], j)}
+            if "mirror" in v:
+                from fpload.erase._remote import bucket_versioning
+
+                done[step]["bucket_versioning"] = bucket_versioning(v["path"])
             save()
             crash_point("tombstone")
         step = f"unindex:{v['path']}"

@@ -70,7 +70,9 @@ def build_receipt(j: dict[str, Any]) -> dict[str, Any]:
                          "tombstone": join(v["path"], formats.TOMBSTONE_NAME) if remote
                          else str(Path(v["path"]) / formats.TOMBSTONE_NAME),
                          "files_destroyed": done[f"tombstone:{v['path']}"]["destroyed"],
-                         **({"deletion": _store_deletion()} if remote else {})})
+                         **({"deletion": _store_deletion(),
+                             "bucket_versioning": done[f"tombstone:{v['path']}"].get("bucket_versioning")}
+                            if remote else {})})
     return {
         "schema_version": RECEIPT_SCHEMA_VERSION, "erasure_id": j["erasure_id"], "reason": j["reason"],
         "who": j["who"], "started_at": j["started_at"], "catalog": j["catalog"], "roots": j["roots"],

@@ -149,6 +149,19 @@ def tombstone_remote(url: str, *, version_id: str, successor: str | None, succes
     return deleted
 
 
+def bucket_versioning(url: str) -> bool | None:
+    """Whether the bucket of ``url`` keeps earlier versions of objects (S3 versioning enabled);
+    None when the store cannot say (not S3, or the credentials may not read the setting)."""
+    fs, path = filesystem(url)
+    probe = getattr(fs, "is_bucket_versioned", None)
+    if probe is None:
+        return None
+    try:
+        return bool(probe(path.strip("/").split("/", 1)[0]))
+    except Exception:  # noqa: BLE001 -- a refused GetBucketVersioning: unknown, said so in the receipt
+        return None
+
+
 def put_once(url: str, data: bytes) -> None:
     """Write the object ``url`` unless it exists with these bytes (a rerun writes nothing new)."""
     fs, path = filesystem(url)

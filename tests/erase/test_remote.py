@@ -93,7 +93,7 @@ def test_erase_a_subject_from_two_s3_versions(s3_world, tmp_path, capsys):
     assert code == 0, err
     r = json.loads(out)
     assert {v["version_id"] for v in r["versions"]} == set(old.values())
-    assert all("current objects deleted" in v["deletion"] for v in r["versions"])
+    assert all("current objects deleted" in v["deletion"] and v["bucket_versioning"] is False for v in r["versions"])
     _check_successors(world, r, tmp_path)
     # the old versions' prefixes hold their tombstone only; the successors are listed, the old ones not
     keys = _keys(world["root"])
@@ -187,7 +187,10 @@ def _erase_cli(world: dict, crash: str | None) -> subprocess.CompletedProcess:
                            "--json"], env=env, capture_output=True, text=True, timeout=300)
 
 
-@pytest.mark.parametrize("point", ["successor:2", "tombstone-written:1", "destroying:3", "receipt:1"])
+# the points where the remote path differs from the local one: mid-upload of the successors, the
+# tombstone put but the manifest still there, objects half deleted, the receipt put but not the audit
+@pytest.mark.parametrize("point", ["successor-shard:2", "successor:1", "tombstone-written:1", "destroying:3",
+                                   "receipt:1"])
 def test_kill_on_the_s3_path_then_rerun_completes(s3_world, tmp_path, point):
     world = s3_world
     first = _erase_cli(world, point)
@@ -279,3 +282,19 @@ def test_property_any_subjects_erased_from_a_memory_store(memory_world, tmp_path
                     (before[sid]["members"], before[sid]["row"], before[sid].get("features"))
 
     run()
+
+
+def test_a_versioned_bucket_is_named_in_the_receipt_and_warned(tmp_path, s3_bucket, monkeypatch, capsys):
+    """S3 versioning keeps the deleted objects as noncurrent versions: the receipt says so, the CLI warns."""
+    fs, path = filesystem(s3_bucket)
+    fs.make_bucket_versioned(path)
+    monkeypatch.setenv("FPLOAD_ERASE_STATE_DIR", str(tmp_path / "state"))
+    world = make_remote_world(tmp_path, f"{s3_bucket}/versions")
+    code = main(["erase", "--subject", "S001", "--reason", "consent withdrawn", "--catalog", str(world["catalog"]),
+                 "--root", world["root"]])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "WARNING" in err and "noncurrent versions" in err
+    receipt = json.loads((next((tmp_path / "state").glob("*/receipt.json"))).read_text())
+    assert [v["bucket_versioning"] for v in receipt["versions"]] == [True, True]
+    assert verify_receipt(Path(receipt["state_dir"]) / "receipt.json") == []   # the current objects hold no trace
