@@ -33,6 +33,10 @@ def erase_command(
                                     "tombstoned. Example: --root versions (or --root s3://team-data/versions)"),
     delete_sources: bool = typer.Option(False, "--delete-sources", help="Also overwrite and delete the subject's source "
                                         "images (otherwise they are the user's to delete: the receipt lists them)."),
+    purge_object_versions: bool = typer.Option(False, "--purge-object-versions", help="On an S3 root with "
+                                               "versioning: also delete the noncurrent versions and delete markers "
+                                               "of the old versions' objects (needs s3:DeleteObjectVersion; refused "
+                                               "under object lock)."),
     receipt: Optional[Path] = typer.Option(None, "--receipt", help="Also write the receipt here (it is always written "
                                            "to ROOT/.fpload/receipts/ID.json). Example: --receipt s17.json"),
     as_json: bool = typer.Option(False, "--json", help="Print the receipt as JSON on stdout."),
@@ -51,7 +55,7 @@ def erase_command(
     if reason is None:
         raise UsageError("--reason is required: say why (e.g. --reason 'consent withdrawn, ticket 4411')")
     r = erase_subject(catalog, list(root), reason=reason, subjects=list(subject), samples=list(sample), where=where,
-                      delete_sources=delete_sources, receipt=receipt)
+                      delete_sources=delete_sources, receipt=receipt, purge_object_versions=purge_object_versions)
     if as_json:
         typer.echo(json.dumps(r, indent=2, sort_keys=True))
         return
@@ -69,9 +73,10 @@ def erase_command(
     where = join(first, ".fpload", "receipts", r["erasure_id"] + ".json") if is_remote(first) \
         else Path(first) / ".fpload" / "receipts" / (r["erasure_id"] + ".json")
     typer.echo(f"receipt: {where}")
-    if any(v.get("bucket_versioning") for v in r["versions"]):
+    if any(v.get("bucket_versioning") and v.get("noncurrent_versions_deleted") is None for v in r["versions"]):
         typer.echo("  WARNING: the bucket keeps earlier object versions (S3 versioning is on): the erased samples' "
-                   "objects are still there as noncurrent versions; delete them with the store's tools", err=True)
+                   "objects are still there as noncurrent versions; delete them with the store's tools "
+                   "(--purge-object-versions does it during an erasure)", err=True)
     elif any("deletion" in v for v in r["versions"]):
         typer.echo("  note: on an object store only the current objects are deleted; a bucket with versioning, "
                    "replication or backups keeps earlier copies (see the receipt's 'deletion')")

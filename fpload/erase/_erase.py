@@ -204,6 +204,7 @@ def _source_files(cat, uris: list[str], ids: set[str]) -> tuple[list[str], list[
 def erase_subject(catalog: str | Path, roots: list[str | Path], *, reason: str,
                   subjects: list[str] = (), samples: list[str] = (), where: str | None = None,
                   delete_sources: bool = False, receipt: str | Path | None = None,
+                  purge_object_versions: bool = False,
                   who: str | None = None, query_timeout: float | None = None) -> dict[str, Any]:
     """Erase subjects / samples from ``catalog`` and every version under ``roots``; the receipt.
 
@@ -212,6 +213,8 @@ def erase_subject(catalog: str | Path, roots: list[str | Path], *, reason: str,
     query sandbox at the head. The receipt (a dict, also written to ``ROOT/.fpload/receipts/<id>.json``
     of every root and to ``receipt`` when given) names subjects and samples only by hashes. Running
     the same call again after a crash completes the erasure; after success it returns the receipt.
+    ``purge_object_versions`` also deletes the noncurrent versions (S3 versioning) of the old
+    versions' objects in an object-store root (see :func:`fpload.erase._remote.purge_object_versions`).
 
     Example::
 
@@ -272,6 +275,7 @@ def erase_subject(catalog: str | Path, roots: list[str | Path], *, reason: str,
                    "plan": plan, "done": {}}
         if mirror is not None:
             journal["mirror"] = str(mirror)
+            journal["purge_object_versions"] = bool(purge_object_versions)
         if _is_url(roots[0]):
             journal["state_dir"] = str(state / eid)
         journal_path = state / eid / "journal.json"
@@ -378,6 +382,12 @@ def _run(journal_path: Path, j: dict[str, Any], receipt_out: str | Path | None,
                 done[step]["bucket_versioning"] = bucket_versioning(v["path"])
             save()
             crash_point("tombstone")
+        step = f"purge:{v['path']}"
+        if "mirror" in v and j.get("purge_object_versions") and step not in done:
+            from fpload.erase._remote import purge_object_versions
+
+            done[step] = {"deleted": purge_object_versions(v["path"])}
+            save()
         step = f"unindex:{v['path']}"
         if step not in done and "mirror" not in v:  # the old version's lineage keeps its other samples, not S's
             done[step] = {"rows_removed": remove_from_lineage(v["root"], v["version_id"], ids, erasure_id=eid)}

@@ -71,7 +71,8 @@ def build_receipt(j: dict[str, Any]) -> dict[str, Any]:
                          else str(Path(v["path"]) / formats.TOMBSTONE_NAME),
                          "files_destroyed": done[f"tombstone:{v['path']}"]["destroyed"],
                          **({"deletion": _store_deletion(),
-                             "bucket_versioning": done[f"tombstone:{v['path']}"].get("bucket_versioning")}
+                             "bucket_versioning": done[f"tombstone:{v['path']}"].get("bucket_versioning"),
+                             "noncurrent_versions_deleted": done.get(f"purge:{v['path']}", {}).get("deleted")}
                             if remote else {})})
     return {
         "schema_version": RECEIPT_SCHEMA_VERSION, "erasure_id": j["erasure_id"], "reason": j["reason"],

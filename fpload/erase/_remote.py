@@ -162,6 +162,35 @@ def bucket_versioning(url: str) -> bool | None:
         return None
 
 
+def purge_object_versions(url: str) -> int:
+    """Delete every noncurrent object version and delete marker under the version prefix ``url``
+    (an S3 bucket with versioning), except the current ``tombstone.json``; the number deleted.
+
+    A bucket under object lock (or credentials without ``s3:DeleteObjectVersion``) refuses: one
+    :class:`StoreError` line naming the URL, and the erasure can be rerun once that is settled."""
+    fs, path = filesystem(url)
+    call = getattr(fs, "call_s3", None)
+    if call is None:
+        return 0
+    bucket, _, prefix = path.strip("/").partition("/")
+    prefix = prefix.rstrip("/") + "/"
+    stone = prefix + formats.TOMBSTONE_NAME
+    deleted = 0
+    with store_errors(url, "deleting noncurrent object versions"):
+        marker: dict[str, str] = {}
+        while True:
+            page = call("list_object_versions", Bucket=bucket, Prefix=prefix, **marker)
+            for item in page.get("Versions", []) + page.get("DeleteMarkers", []):
+                if item["Key"] == stone and item.get("IsLatest"):
+                    continue
+                call("delete_object", Bucket=bucket, Key=item["Key"], VersionId=item["VersionId"])
+                deleted += 1
+            if not page.get("IsTruncated"):
+                break
+            marker = {"KeyMarker": page["NextKeyMarker"], "VersionIdMarker": page["NextVersionIdMarker"]}
+    return deleted
+
+
 def put_once(url: str, data: bytes) -> None:
     """Write the object ``url`` unless it exists with these bytes (a rerun writes nothing new)."""
     fs, path = filesystem(url)

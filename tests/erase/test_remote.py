@@ -303,4 +303,32 @@ def test_a_versioned_bucket_is_named_in_the_receipt_and_warned(tmp_path, s3_buck
     assert "WARNING" in err and "noncurrent versions" in err
     receipt = json.loads((next((tmp_path / "state").glob("*/receipt.json"))).read_text())
     assert [v["bucket_versioning"] for v in receipt["versions"]] == [True, True]
+    v = receipt["versions"][0]
+    page = fs.call_s3("list_object_versions", Bucket=path.strip("/"), Prefix=f"versions/{v['name']}/{v['version_id']}/")
+    assert len(page.get("Versions", [])) > 1   # the caveat is real: the old objects' versions are kept
     assert verify_receipt(Path(receipt["state_dir"]) / "receipt.json") == []   # the current objects hold no trace
+
+
+def test_purge_object_versions_leaves_only_the_tombstone(tmp_path, s3_bucket, monkeypatch, capsys):
+    """With --purge-object-versions the noncurrent versions and delete markers of the old versions'
+    objects are deleted too: the store's version history under each old prefix is the tombstone alone."""
+    fs, path = filesystem(s3_bucket)
+    fs.make_bucket_versioned(path)
+    monkeypatch.setenv("FPLOAD_ERASE_STATE_DIR", str(tmp_path / "state"))
+    world = make_remote_world(tmp_path, f"{s3_bucket}/versions")
+    bucket = path.strip("/")
+
+    def history(prefix: str) -> list[str]:
+        page = fs.call_s3("list_object_versions", Bucket=bucket, Prefix=prefix)
+        return sorted(i["Key"] for i in page.get("Versions", []) + page.get("DeleteMarkers", []))
+
+    code = main(["erase", "--subject", "S001", "--reason", "consent withdrawn", "--catalog", str(world["catalog"]),
+                 "--root", world["root"], "--purge-object-versions", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    r = json.loads(out)
+    for v in r["versions"]:
+        prefix = f"versions/{v['name']}/{v['version_id']}/"
+        assert history(prefix) == [prefix + formats.TOMBSTONE_NAME]
+        assert v["noncurrent_versions_deleted"] > 0 and v["bucket_versioning"] is True
+    assert "WARNING" not in err
