@@ -85,7 +85,8 @@ def erase_command(
 @erase_app.command("verify")
 def verify_command(
     receipt: str = typer.Argument(..., help="The receipt JSON: a file or a URL. Example: "
-                                  "versions/.fpload/receipts/ID.json (or s3://team-data/versions/.fpload/receipts/ID.json)"),
+                                  "versions/.fpload/receipts/ID.json "
+                                  "(or s3://team-data/versions/.fpload/receipts/ID.json)"),
     catalog: Optional[str] = typer.Option(None, "--catalog", help="Catalog to scan: a DuckDB file or a PostgreSQL "
                                           "URL (default: the receipt's)."),
     root: list[str] = typer.Option([], "--root", help="Roots to scan, repeatable (default: the receipt's)."),

@@ -304,7 +304,8 @@ def open_remote(url: str) -> RemoteVersion:
                 if not matches and stem:
                     stones = fs.glob(f"{parent(path)}/{stem}*/{formats.TOMBSTONE_NAME}")
                     if len(stones) == 1:
-                        _refuse_tombstone(join(parent(url), stones[0].rsplit("/", 2)[-2]), fs.cat_file(stones[0]))
+                        found = join(parent(url), stones[0].rsplit("/", 2)[-2])
+                        _refuse_tombstone(found, fs.cat_file(stones[0]))
                 if not matches:
                     raise VersionNotFoundError(f"no published dataset version at {url}")
                 version = matches[0]
@@ -322,7 +323,8 @@ def _refuse_tombstone(url: str, data: bytes) -> None:
         t = json.loads(data)
         succ, eid = t["successor"], t["erasure_id"]
     except (ValueError, KeyError, TypeError):
-        raise VersionErasedError(f"version at {url} was erased (its {formats.TOMBSTONE_NAME} is unreadable)") from None
+        raise VersionErasedError(f"version at {url} was erased (its {formats.TOMBSTONE_NAME} is "
+                                 "unreadable)") from None
     where = (t.get("successor_url") or join(parent(url), succ)) if succ else "none (no sample was left)"
     raise VersionErasedError(f"version {basename(parent(url))}/{t.get('version_id', basename(url))} was erased by "
                              f"erasure {eid}; use its successor {where}")
@@ -339,7 +341,8 @@ def list_tombstones(root: str | Path) -> list[dict[str, Any]]:
 
     if not is_remote(root):  # a local root: the same records, read from its folders
         base_dir = local_path(root)
-        found = sorted(base_dir.glob(f"*/{formats.TOMBSTONE_NAME}")) + sorted(base_dir.glob(f"*/*/{formats.TOMBSTONE_NAME}"))
+        found = [p for pattern in (f"*/{formats.TOMBSTONE_NAME}", f"*/*/{formats.TOMBSTONE_NAME}")
+                 for p in sorted(base_dir.glob(pattern))]
         out = []
         for stone in found:
             rel = stone.parent.relative_to(base_dir)

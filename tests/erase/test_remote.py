@@ -136,7 +136,8 @@ def test_erase_a_subject_from_two_s3_versions(s3_world, tmp_path, capsys):
 
     assert not any((env_cache_dir() / "versions" / vid).exists() for vid in old.values())
     # a rerun returns the same receipt and changes nothing
-    again = erase_subject(world["catalog"], [world["root"]], subjects=["S001"], reason="consent withdrawn (ticket 4411)")
+    again = erase_subject(world["catalog"], [world["root"]], subjects=["S001"],
+                          reason="consent withdrawn (ticket 4411)")
     assert again == r and _keys(world["root"]) == keys
 
 
