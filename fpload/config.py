@@ -151,6 +151,15 @@ def _positive_float(name: str, default: float) -> float:
     return value
 
 
+def env_erase_state_dir() -> Path:
+    """Where ``fpload erase`` keeps the journal, the verified local copies and the receipt of an
+    erasure whose first ``--root`` is on an object store (which has no atomic rename to journal
+    on): ``FPLOAD_ERASE_STATE_DIR``, else ``CACHE/erasures`` (:func:`env_cache_dir`). Do not clean
+    it while an erasure is unfinished: rerunning the command resumes from the journal there."""
+    root = os.environ.get("FPLOAD_ERASE_STATE_DIR", "").strip()
+    return Path(root) if root else env_cache_dir() / "erasures"
+
+
 def env_shard_cache_bytes() -> int:
     """``FPLOAD_SHARD_CACHE_GB`` (default 50) in bytes: the bound of the node-local shard cache of
     remote versions, e.g. ``FPLOAD_SHARD_CACHE_GB=0.5``."""

@@ -6,6 +6,7 @@ indices, labels and features unchanged; only the shards that held it rewritten),
 versions (their files holding the subject overwritten and deleted), optionally deletes the source
 images, and writes a receipt into each root's hash-chained audit log. ``verify_receipt`` re-scans
 everything for a trace. A crash at any point is completed by running the same call again.
+A root may be an object-store URL (``s3://bucket/versions``, any fsspec URL): see :mod:`._remote`.
 
 Example::
 

@@ -28,10 +28,15 @@ def erase_command(
                                          "catalog's redaction marker; do not name the subject). Example: --reason 'Art. 17 request 4411'"),
     catalog: Optional[str] = typer.Option(None, "--catalog", help="The catalog: a DuckDB file or a PostgreSQL URL "
                                           "(password from PGPASSWORD or ~/.pgpass). Example: --catalog catalog.duckdb"),
-    root: list[str] = typer.Option([], "--root", help="A version root (`fpload pack --out`), repeatable; every "
-                                    "version under it holding the samples is tombstoned. Example: --root versions"),
+    root: list[str] = typer.Option([], "--root", help="A version root (`fpload pack --out`): a folder or an "
+                                    "object-store URL, repeatable; every version under it holding the samples is "
+                                    "tombstoned. Example: --root versions (or --root s3://team-data/versions)"),
     delete_sources: bool = typer.Option(False, "--delete-sources", help="Also overwrite and delete the subject's source "
                                         "images (otherwise they are the user's to delete: the receipt lists them)."),
+    purge_object_versions: bool = typer.Option(False, "--purge-object-versions", help="On an S3 root with "
+                                               "versioning: also delete the noncurrent versions and delete markers "
+                                               "of the old versions' objects (needs s3:DeleteObjectVersion; refused "
+                                               "under object lock)."),
     receipt: Optional[Path] = typer.Option(None, "--receipt", help="Also write the receipt here (it is always written "
                                            "to ROOT/.fpload/receipts/ID.json). Example: --receipt s17.json"),
     as_json: bool = typer.Option(False, "--json", help="Print the receipt as JSON on stdout."),
@@ -50,7 +55,7 @@ def erase_command(
     if reason is None:
         raise UsageError("--reason is required: say why (e.g. --reason 'consent withdrawn, ticket 4411')")
     r = erase_subject(catalog, list(root), reason=reason, subjects=list(subject), samples=list(sample), where=where,
-                      delete_sources=delete_sources, receipt=receipt)
+                      delete_sources=delete_sources, receipt=receipt, purge_object_versions=purge_object_versions)
     if as_json:
         typer.echo(json.dumps(r, indent=2, sort_keys=True))
         return
@@ -62,12 +67,26 @@ def erase_command(
     left = [s for s in r["sources"]["listed"] if s not in r["sources"]["deleted"]]
     if left:
         typer.echo(f"  {len(left)} source image(s) kept (yours to delete; listed in the receipt)")
-    typer.echo(f"receipt: {Path(r['roots'][0]) / '.fpload' / 'receipts' / (r['erasure_id'] + '.json')}")
+    from fpload.versions._store import is_remote, join
+
+    first = r["roots"][0]
+    where = join(first, ".fpload", "receipts", r["erasure_id"] + ".json") if is_remote(first) \
+        else Path(first) / ".fpload" / "receipts" / (r["erasure_id"] + ".json")
+    typer.echo(f"receipt: {where}")
+    if any(v.get("bucket_versioning") and v.get("noncurrent_versions_deleted") is None for v in r["versions"]):
+        typer.echo("  WARNING: the bucket keeps earlier object versions (S3 versioning is on): the erased samples' "
+                   "objects are still there as noncurrent versions; delete them with the store's tools "
+                   "(--purge-object-versions does it during an erasure)", err=True)
+    elif any("deletion" in v for v in r["versions"]):
+        typer.echo("  note: on an object store only the current objects are deleted; a bucket with versioning, "
+                   "replication or backups keeps earlier copies (see the receipt's 'deletion')")
 
 
 @erase_app.command("verify")
 def verify_command(
-    receipt: Path = typer.Argument(..., help="The receipt JSON. Example: versions/.fpload/receipts/ID.json"),
+    receipt: str = typer.Argument(..., help="The receipt JSON: a file or a URL. Example: "
+                                  "versions/.fpload/receipts/ID.json "
+                                  "(or s3://team-data/versions/.fpload/receipts/ID.json)"),
     catalog: Optional[str] = typer.Option(None, "--catalog", help="Catalog to scan: a DuckDB file or a PostgreSQL "
                                           "URL (default: the receipt's)."),
     root: list[str] = typer.Option([], "--root", help="Roots to scan, repeatable (default: the receipt's)."),
@@ -81,10 +100,15 @@ def verify_command(
     from fpload.erase import verify_receipt
     from fpload.errors import UsageError
 
-    if not receipt.is_file():
+    from fpload.erase._receipt import _read_receipt
+    from fpload.versions._store import is_remote
+
+    if not is_remote(receipt) and not Path(receipt).is_file():
         raise UsageError(f"receipt {receipt} is not a file")
     try:
-        json.loads(receipt.read_text())
+        json.loads(_read_receipt(receipt))
+    except FileNotFoundError:
+        raise UsageError(f"receipt {receipt} does not exist") from None
     except (ValueError, UnicodeDecodeError) as err:
         raise UsageError(f"receipt {receipt} is not JSON ({err})") from None
     problems = verify_receipt(receipt, catalog=catalog, roots=list(root) or None)

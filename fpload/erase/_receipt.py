@@ -57,15 +57,23 @@ def append_once(root: str | Path, kind: str, erasure_id: str, payload: dict[str,
 def build_receipt(j: dict[str, Any]) -> dict[str, Any]:
     """The receipt of a finished erasure journal (no sample or subject id in clear)."""
     plan, done = j["plan"], j["done"]
+    from fpload.versions._store import join
+
     versions = []
     for v in plan["versions"]:
         s = done[f"successor:{v['path']}"]
+        remote = "mirror" in v   # a version on an object store (see fpload.erase._remote)
         versions.append({"root": v["root"], "name": v["name"], "version_id": v["version_id"],
                          "samples_removed": v["samples"], "shards_held": len(v["held"]),
                          "successor": s["successor"], "successor_path": s["path"],
                          "shards_rewritten": len(s["shards_rewritten"]), "shards_reused": s["shards_kept"],
-                         "tombstone": str(Path(v["path"]) / formats.TOMBSTONE_NAME),
-                         "files_destroyed": done[f"tombstone:{v['path']}"]["destroyed"]})
+                         "tombstone": join(v["path"], formats.TOMBSTONE_NAME) if remote
+                         else str(Path(v["path"]) / formats.TOMBSTONE_NAME),
+                         "files_destroyed": done[f"tombstone:{v['path']}"]["destroyed"],
+                         **({"deletion": _store_deletion(),
+                             "bucket_versioning": done[f"tombstone:{v['path']}"].get("bucket_versioning"),
+                             "noncurrent_versions_deleted": done.get(f"purge:{v['path']}", {}).get("deleted")}
+                            if remote else {})})
     return {
         "schema_version": RECEIPT_SCHEMA_VERSION, "erasure_id": j["erasure_id"], "reason": j["reason"],
         "who": j["who"], "started_at": j["started_at"], "catalog": j["catalog"], "roots": j["roots"],
@@ -79,7 +87,15 @@ def build_receipt(j: dict[str, Any]) -> dict[str, Any]:
         "versions": versions,
         "sources": {"listed": plan["sources"], "deleted": done.get("sources", {}).get("deleted", []),
                     "kept_by_user": not j["delete_sources"]},
+        **({"state_dir": j["state_dir"]} if j.get("state_dir") else {}),
+        **({"mirror": j["mirror"]} if j.get("mirror") else {}),
     }
+
+
+def _store_deletion() -> str:
+    from fpload.erase._remote import STORE_DELETION
+
+    return STORE_DELETION
 
 
 def erasure_record(receipt: dict[str, Any], digest: str) -> dict[str, Any]:
@@ -100,22 +116,28 @@ def _hex_hits(data: bytes, ids: set[str]) -> set[str]:
 
 
 def _scan_file(path: Path, refs: set[str], members: set[str], label: str) -> list[str]:
-    data = path.read_bytes()
+    return _scan_bytes(path.read_bytes(), path.name, refs, members, label)
+
+
+def _scan_bytes(data: bytes, name: str, refs: set[str], members: set[str], label: str) -> list[str]:
+    """The traces in one file's bytes (``name`` tells a tar or a Parquet file by its suffix)."""
+    import io
+
     found = [f"{label}: holds erased sample id (ref {sample_ref(h)[:12]})" for h in sorted(_hex_hits(data, refs))]
     if member_ref(data) in members or sample_ref(hashlib.sha256(data).hexdigest()[:32]) in refs:
         found.append(f"{label}: is a copy of an erased image")
-    if path.suffix == ".tar":
+    if name.endswith(".tar"):
         try:
-            with tarfile.open(path) as tar:
+            with tarfile.open(fileobj=io.BytesIO(data)) as tar:
                 for info in tar:
                     fh = tar.extractfile(info) if info.isfile() else None
                     if fh is not None and member_ref(fh.read()) in members:
                         found.append(f"{label}: member {info.name} holds an erased sample's bytes")
         except tarfile.TarError:
             pass
-    if path.suffix == ".parquet":
+    if name.endswith(".parquet"):
         try:
-            table = pq.read_table(path)
+            table = pq.read_table(io.BytesIO(data))
         except (pa.ArrowException, OSError):
             return found
         for name in table.column_names:
@@ -152,7 +174,7 @@ def verify_receipt(receipt_path: str | Path, *, catalog: str | Path | None = Non
     from fpload.catalog import open_catalog
     from fpload.versions import open_version
 
-    r = json.loads(Path(receipt_path).read_text())
+    r = json.loads(_read_receipt(receipt_path))
     refs = {s["sample_ref"] for s in r["samples"]}
     members = {h for s in r["samples"] for h in s["members"].values()}
     subjects = set(r["subject_refs"])
@@ -162,7 +184,7 @@ def verify_receipt(receipt_path: str | Path, *, catalog: str | Path | None = Non
     catalog = str(catalog) if is_url(str(catalog)) else Path(catalog)
     from fpload.erase._erase import local_root
 
-    roots = [local_root(x) for x in (roots or r["roots"])]
+    roots = [local_root(x) for x in (roots or r["roots"])]   # Paths, or URLs (str) of object stores
     problems: list[str] = []
     cat = open_catalog(catalog, create=False, read_only=True)
     try:
@@ -180,12 +202,36 @@ def verify_receipt(receipt_path: str | Path, *, catalog: str | Path | None = Non
             if extra.exists():
                 problems += _scan_file(extra, refs, members, str(extra))
     for root in roots:
+        if isinstance(root, str):
+            from fpload.erase._remote import scan_root
+
+            problems += scan_root(root, refs, members, subjects,
+                                  lambda data, name, label: _scan_bytes(data, name, refs, members, label), _scan_zarr)
+            continue
         for path in sorted(root.rglob("*")):
             if path.is_file() and not path.is_symlink():
                 problems += _scan_file(path, refs, members, str(path))
             elif path.is_dir() and (path / "zarr.json").is_file():
                 problems += _scan_zarr(path, refs, subjects, str(path))
+    for key in ("state_dir", "mirror"):  # this machine's journal folder and copies of a remote erasure
+        state = Path(r[key]) if r.get(key) else None
+        if state is None or not state.is_dir():
+            continue
+        for path in sorted(state.rglob("*")):
+            if path.is_file() and not path.is_symlink():
+                problems += _scan_file(path, refs, members, str(path))
     for v in r["versions"]:
+        if "deletion" in v:  # on an object store
+            from fpload.erase._remote import tombstone_problems
+            from fpload.versions._store import parent
+
+            problems += tombstone_problems(parent(v["tombstone"]))
+            if v["successor"]:
+                try:
+                    open_version(v["successor_path"])
+                except Exception as err:  # any failure to open is a finding, named
+                    problems.append(f"{v['successor_path']}: successor does not open ({err})")
+            continue
         vdir = Path(v["tombstone"]).parent
         left = [p.name for p in vdir.iterdir() if p.name != formats.TOMBSTONE_NAME] if vdir.is_dir() else []
         if left:
@@ -198,3 +244,14 @@ def verify_receipt(receipt_path: str | Path, *, catalog: str | Path | None = Non
             except Exception as err:  # any failure to open is a finding, named
                 problems.append(f"{v['successor_path']}: successor does not open ({err})")
     return problems
+
+
+def _read_receipt(location: str | Path) -> str:
+    """A receipt's text, from a file or an object-store URL (``ROOT/.fpload/receipts/ID.json``)."""
+    from fpload.versions._store import filesystem, is_remote, store_errors
+
+    if not is_remote(location):
+        return Path(location).read_text()
+    fs, path = filesystem(str(location))
+    with store_errors(str(location), "reading the receipt"):
+        return fs.cat_file(path).decode()

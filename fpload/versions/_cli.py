@@ -154,7 +154,8 @@ def versions_gc(
 def versions_list(root: str = typer.Argument(..., help="Versions root, or ROOT/NAME (a folder or a URL such "
                                              "as s3://bucket/versions)."),
                   as_json: bool = JsonOpt) -> None:
-    """List published versions under a root, oldest first.
+    """List published versions under a root, oldest first; versions an erasure tombstoned there
+    are named on stderr with their successor (`fpload erase`).
 
     Example: fpload versions list versions    (or: fpload versions list s3://team-data/versions)
     """
@@ -169,6 +170,12 @@ def versions_list(root: str = typer.Argument(..., help="Versions root, or ROOT/N
         t.add_row(v["name"], v["version_id"], (v["created_at"] or "")[:19], str(v["samples"]),
                   " ".join(f"{k}:{n}" for k, n in v["counts"].items()), v["encoding"], f"{v['bytes'] / 1e6:.1f}")
     out.print(t)
+    from fpload.versions._remote import list_tombstones
+
+    for s in list_tombstones(root):  # versions an erasure tombstoned there (not listed above)
+        err.print(f"erased: {s['url']} (erasure {s.get('erasure_id')}) -> successor "
+                  f"{s.get('successor_url') or s.get('successor') or 'none'}", markup=False, highlight=False,
+                  soft_wrap=True)
 
 
 @versions_app.command("show")

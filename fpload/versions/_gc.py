@@ -3,7 +3,8 @@
 On an object store a version is published only when its ``manifest.json`` hashes to the id its
 prefix is named by (the packer writes it last). Objects under a version prefix ``[NAME/]ID/`` with
 no such manifest are leftovers of a pack that died mid-upload — once the newest of them is older
-than ``min_age_s`` (``FPLOAD_GC_AGE_HOURS``, 24 h), so a pack still uploading is left alone. In a
+than ``min_age_s`` (``FPLOAD_GC_AGE_HOURS``, 24 h), so a pack still uploading is left alone; the
+``tombstone.json`` an erasure leaves in place of a version is kept (:mod:`fpload.erase`). In a
 local root the leftovers are the ``NAME/.tmp-*`` folders of crashed packs (the same rule as the
 packer's own clean-up: this host's dead pid, or untouched for 24 h).
 
@@ -82,6 +83,8 @@ def collect_garbage(root: str | Path, *, delete: bool = False, min_age_s: float 
         found = fs.find(base, detail=True)
         for key, info in found.items():
             parts = key[len(base) + 1:].split("/")
+            if parts[-1] == formats.TOMBSTONE_NAME:  # an erased version's record (fpload.erase), kept
+                continue
             for depth in (0, 1):  # ROOT/NAME/ID/... or, for a name prefix, NAME/ID/...
                 if len(parts) > depth + 1 and _ID_NAME.fullmatch(parts[depth]):
                     groups.setdefault("/".join(parts[:depth + 1]), []).append((key, info))

@@ -287,6 +287,9 @@ def open_remote(url: str) -> RemoteVersion:
                 raise IntegrityError(f"version {version.name}/{version.id} at {url} is damaged: "
                                      + "; ".join(problems))
         else:
+            stone = _read(fs, path + "/" + formats.TOMBSTONE_NAME)
+            if stone is not None:
+                _refuse_tombstone(url, stone)
             candidates = [v for v in (_published(u, b) for u, b in _manifests(fs, path, url, 1).items()) if v]
             if candidates:
                 version = max(candidates, key=lambda v: (v.manifest.get("created_at", ""), v.id))
@@ -298,7 +301,71 @@ def open_remote(url: str) -> RemoteVersion:
                 if len(matches) > 1:
                     raise VersionNotFoundError(f"{url}: ambiguous id prefix "
                                                f"({', '.join(sorted(m.id for m in matches))})")
+                if not matches and stem:
+                    stones = fs.glob(f"{parent(path)}/{stem}*/{formats.TOMBSTONE_NAME}")
+                    if len(stones) == 1:
+                        found = join(parent(url), stones[0].rsplit("/", 2)[-2])
+                        _refuse_tombstone(found, fs.cat_file(stones[0]))
                 if not matches:
                     raise VersionNotFoundError(f"no published dataset version at {url}")
                 version = matches[0]
     return version  # its small files are staged when first read
+
+
+def _refuse_tombstone(url: str, data: bytes) -> None:
+    """Raise :class:`VersionErasedError` naming the successor: ``url`` holds the tombstone ``data``
+    an erasure left in place of the version (see :mod:`fpload.erase._remote`)."""
+    import json
+
+    from fpload.errors import VersionErasedError
+
+    try:
+        t = json.loads(data)
+        succ, eid = t["successor"], t["erasure_id"]
+    except (ValueError, KeyError, TypeError):
+        raise VersionErasedError(f"version at {url} was erased (its {formats.TOMBSTONE_NAME} is "
+                                 "unreadable)") from None
+    where = (t.get("successor_url") or join(parent(url), succ)) if succ else "none (no sample was left)"
+    raise VersionErasedError(f"version {basename(parent(url))}/{t.get('version_id', basename(url))} was erased by "
+                             f"erasure {eid}; use its successor {where}")
+
+
+def list_tombstones(root: str | Path) -> list[dict[str, Any]]:
+    """The tombstones an erasure left under ``root`` (a URL or a folder; ``*/tombstone.json`` and
+    ``*/*/tombstone.json``): each record with ``url`` (the erased version's prefix or folder) added.
+
+    Example: ``[t["successor"] for t in list_tombstones("s3://team-data/versions")]``"""
+    import json
+
+    from fpload.versions._store import is_remote, local_path
+
+    if not is_remote(root):  # a local root: the same records, read from its folders
+        base_dir = local_path(root)
+        found = [p for pattern in (f"*/{formats.TOMBSTONE_NAME}", f"*/*/{formats.TOMBSTONE_NAME}")
+                 for p in sorted(base_dir.glob(pattern))]
+        out = []
+        for stone in found:
+            rel = stone.parent.relative_to(base_dir)
+            if any(part.startswith(".") for part in rel.parts):
+                continue
+            try:
+                record = json.loads(stone.read_text())
+            except (OSError, ValueError):
+                record = {}
+            out.append({**record, "url": str(stone.parent)})
+        return out
+    fs, path = filesystem(root)
+    base = path.rstrip("/")
+    out = []
+    with store_errors(root, "listing erased versions"):
+        for pattern in (f"{base}/*/{formats.TOMBSTONE_NAME}", f"{base}/*/*/{formats.TOMBSTONE_NAME}"):
+            for key in sorted(fs.glob(pattern)):
+                rel = key[len(base) + 1:].rsplit("/", 1)[0]
+                if any(part.startswith(".") for part in rel.split("/")):
+                    continue
+                try:
+                    record = json.loads(fs.cat_file(key))
+                except ValueError:
+                    record = {}
+                out.append({**record, "url": join(root, rel)})
+    return out

@@ -1,6 +1,6 @@
 """The remaining verbs on an object-store version root (a real S3-compatible server, moto, through
 s3fs): ``versions diff``, ``versions check`` and ``preview`` take s3:// URLs; ``erase`` takes a
-PostgreSQL catalog URL and refuses an s3:// root in one line; refused S3 credentials give one line
+PostgreSQL catalog URL (erasure on an s3:// root: tests/erase/test_remote.py); refused S3 credentials give one line
 naming the URL and never the secret; and the remote code is fsspec-generic (``memory://``)."""
 
 from __future__ import annotations
@@ -85,14 +85,6 @@ def test_preview_of_an_s3_version(pair, tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
     with Image.open(out) as img:
         assert img.width > 100 and img.height > 100
-
-
-def test_erase_refuses_an_s3_root_in_one_line_naming_it(catalog, s3_bucket, capsys):
-    root = f"{s3_bucket}/versions"
-    code = main(["erase", "--subject", "S001", "--reason", "consent withdrawn", "--catalog", str(catalog.path),
-                 "--root", root])
-    err = capsys.readouterr().err
-    assert code == 2 and err.count("\n") == 1 and f"--root {root}:" in err and "local version roots only" in err
 
 
 @pytest.mark.postgres
