@@ -35,7 +35,7 @@ from fpload import formats
 from fpload.catalog import open_catalog, select_ids
 from fpload.catalog import _redact
 from fpload.formats import sample_ref, subject_ref
-from fpload.config import env_erase_crash_at
+from fpload.config import env_erase_crash_at, env_erase_state_dir
 from fpload.erase import _receipt
 from fpload.audit._lineage import record_publish, remove_from_lineage
 from fpload.erase._successor import build_successor, member_hashes, shred, tombstone
@@ -94,8 +94,6 @@ def _is_url(root: Path | str) -> bool:
 def _state_dir(roots: list[Path | str]) -> Path:
     """Where the journals live: ``ROOT/.fpload/erasures`` of the first root when it is local, else
     the local state folder (:func:`fpload.config.env_erase_state_dir`)."""
-    from fpload.config import env_erase_state_dir
-
     return env_erase_state_dir() if _is_url(roots[0]) else erasures_dir(roots[0])
 
 
@@ -249,8 +247,6 @@ def erase_subject(catalog: str | Path, roots: list[str | Path], *, reason: str,
     state = _state_dir(roots)
     mirror = None
     if any(_is_url(r) for r in roots):
-        from fpload.config import env_erase_state_dir
-
         mirror = env_erase_state_dir() / f"mirror-{key[:16]}"
     journal_path, journal = _find_journal(state, key)
     if journal is None:

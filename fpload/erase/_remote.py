@@ -32,6 +32,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from fpload import formats
+from fpload.config import env_cache_dir
 from fpload.erase._successor import shred
 from fpload.errors import IntegrityError
 from fpload.versions._shardcache import ShardCache, fetch_verified
@@ -116,7 +117,6 @@ def tombstone_remote(url: str, *, version_id: str, successor: str | None, succes
     """Tombstone the remote version at ``url``: put ``tombstone.json``, delete ``manifest.json``
     (unpublished from then on), then every other object under the prefix; then this machine's
     staged copy and cached shards of it. Idempotent; returns the objects deleted (relative)."""
-    from fpload.config import env_cache_dir
 
     fs, path = filesystem(url)
     path = path.rstrip("/")
