@@ -42,7 +42,17 @@ record every parameter of every pyfing algorithm the extractor runs, and the ver
 when all of them are equal.
 
 Keras is imported with ``KERAS_BACKEND=torch`` unless the environment names another backend;
-deep methods run under ``torch.no_grad()``. Nothing here is imported until an extractor runs.
+deep methods run under ``torch.no_grad()``, on the GPU when torch sees one (Keras' torch backend
+places them on ``cuda``), else on the CPU. Nothing here is imported until an extractor runs.
+
+``batch_size`` (any pyfing extractor; used by the deep methods): images per forward pass, at
+most the pack's encode chunk (16 samples); ``auto`` (the default) is 16 when torch sees a CUDA
+device and 1 on a CPU, where batching measured no faster. Batches hold images of one network
+input shape and each image gets exactly the input a one-at-a-time run builds, so the batch does
+not change the outputs (see :mod:`fpload.features._pyfing_batch`): ``batch_size`` is not part of
+the params recorded with the arrays, nor of the reuse identity. The device is recorded nowhere
+either: a GPU's convolutions may round differently from a CPU's, in the last float32 bits (float16
+arrays rarely see it; SUFS and LEADER thresholds can, for a value that close to them).
 """
 
 from __future__ import annotations
