@@ -138,6 +138,22 @@ def _analysis(image: np.ndarray, block: int, sample_id: str) -> ImageAnalysis:
     return ImageAnalysis(image, block)
 
 
+def batches_deep(job: FeatureJob) -> bool:
+    """Whether the job has a deep pyfing extractor that runs more than one image per forward pass
+    (its ``batch_size``, or ``auto`` on a GPU); :func:`run_extractors_many` is worth it only then.
+
+    >>> batches_deep(resolve_extractors(FeaturesConfig()))
+    False
+    """
+    deep = [e for e in job.extractors
+            if e.builtin and e.name in PYFING_EXTRACTORS and e.params.get("method") == "deep"]
+    if not deep:
+        return False
+    from fpload.features._pyfing_batch import effective_batch
+
+    return any(effective_batch(e.batch_size) > 1 for e in deep)
+
+
 def run_extractors_many(items: list[tuple[np.ndarray, FeatureJob, frozenset[str] | None, str]]
                         ) -> list[dict[str, dict[str, np.ndarray]]]:
     """:func:`run_extractors` on many ``(image, job, only, sample_id)``, in order, with the deep

@@ -173,8 +173,9 @@ def _encode(task: tuple) -> tuple[list[tuple[str, bytes]], tuple | None]:
 
 
 def encode_batch(tasks: list[tuple]) -> list[tuple[list[tuple[str, bytes]], dict | None]]:
-    """Encode a chunk of samples (one inter-process round trip per chunk); the chunk's features are
-    computed together, deep pyfing extractors batched (:func:`fpload.features.run_extractors_many`).
+    """Encode a chunk of samples (one inter-process round trip per chunk); when a deep pyfing
+    extractor batches (:func:`fpload.features.batches_deep`), the chunk's features are computed
+    together, its forward passes batched (:func:`fpload.features.run_extractors_many`).
     The first failing sample's error is raised, as one sample at a time would."""
     done: list[tuple[list[tuple[str, bytes]], tuple | None]] = []
     failure = None
@@ -187,9 +188,12 @@ def encode_batch(tasks: list[tuple]) -> list[tuple[list[tuple[str, bytes]], dict
     requests = [r for _, r in done if r is not None]
     computed = iter([])
     if requests:
-        from fpload.features import run_extractors_many
+        from fpload import features
 
-        computed = iter(run_extractors_many(requests))
+        if any(features.batches_deep(job) for job in {id(r[1]): r[1] for r in requests}.values()):
+            computed = iter(features.run_extractors_many(requests))
+        else:  # nothing to batch: one sample at a time, as encode_sample
+            computed = iter([features.run_extractors(*r) for r in requests])
     out = [(members, None if r is None else next(computed)) for members, r in done]
     if failure is not None:
         raise failure
