@@ -34,14 +34,16 @@ from fpload.features._cache import (FeatureCache, FeatureSpec, open_features, ro
                                     sample_ids_to_rows)
 from fpload.features._config import DEFAULT_EXTRACTORS, ExtractorSpec, FeaturesConfig
 from fpload.features._extract import (ENTRY_POINT_GROUP, Extractor, FeatureJob, extract_features,
-                                      resolve_extractors, run_extractors)
+                                      resolve_extractors, run_extractors, run_extractors_many,
+                                      batches_deep)
 from fpload.features._pyfing import PYFING_EXTRACTORS
 from fpload.features._validate import match_minutiae, minutiae_density, pyfing_recovery
 from fpload.features._writer import FeatureWriter
 
 __all__ = ["open_features", "FeatureCache", "FeatureSpec", "FeaturesConfig", "ExtractorSpec",
            "DEFAULT_EXTRACTORS", "BUILTINS", "ENTRY_POINT_GROUP", "Extractor", "FeatureJob",
-           "extract_features", "resolve_extractors", "run_extractors", "FeatureWriter",
+           "extract_features", "resolve_extractors", "run_extractors", "run_extractors_many", "FeatureWriter",
+           "batches_deep",
            "import_to_catalog", "sample_ids_to_rows", "rows_to_sample_ids", "PYFING_EXTRACTORS",
            "pyfing_recovery", "minutiae_density", "match_minutiae"]
 

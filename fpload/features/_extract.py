@@ -36,6 +36,10 @@ class Extractor:
     ref: str
     version: int
     params: dict[str, Any] = field(hash=False)
+    #: images per forward pass of a deep pyfing extractor (``None``: auto, see
+    #: :func:`fpload.features._pyfing_batch.effective_batch`); not part of the identity: the
+    #: batch does not change the outputs (see :mod:`fpload.features._pyfing_batch`)
+    batch_size: int | None = field(default=None, compare=False)
 
     @property
     def builtin(self) -> bool:
@@ -81,7 +85,9 @@ def resolve_extractors(cfg: FeaturesConfig) -> FeatureJob:
                 raise ConfigError(f"features: extractor {spec.name!r} is version {p.version}, "
                                   f"the config asks for version {spec.version}")
             params = _check_params(spec.name, p.resolve(_check_params(spec.name, dict(spec.params))))
-            out.append(Extractor(spec.name, f"builtin:{spec.name}", p.version, params))
+            batch = params.pop("batch_size")
+            out.append(Extractor(spec.name, f"builtin:{spec.name}", p.version, params,
+                                 None if batch == "auto" else batch))
             continue
         if spec.function is None and spec.name in BUILTINS:
             b = BUILTINS[spec.name]
@@ -125,17 +131,79 @@ def load_function(ref: str, name: str = "?") -> Callable[..., Any]:
     return obj
 
 
+def _analysis(image: np.ndarray, block: int, sample_id: str) -> ImageAnalysis:
+    image = np.ascontiguousarray(image, dtype=np.uint8)
+    if image.ndim != 2:
+        raise DataError(f"sample {sample_id}: features need a 2-D 8-bit gray image, got shape {image.shape}")
+    return ImageAnalysis(image, block)
+
+
+def batches_deep(job: FeatureJob) -> bool:
+    """Whether the job has a deep pyfing extractor that runs more than one image per forward pass
+    (its ``batch_size``, or ``auto`` on a GPU); :func:`run_extractors_many` is worth it only then.
+
+    >>> batches_deep(resolve_extractors(FeaturesConfig()))
+    False
+    """
+    deep = [e for e in job.extractors
+            if e.builtin and e.name in PYFING_EXTRACTORS and e.params.get("method") == "deep"]
+    if not deep:
+        return False
+    from fpload.features._pyfing_batch import effective_batch
+
+    return any(effective_batch(e.batch_size) > 1 for e in deep)
+
+
+def run_extractors_many(items: list[tuple[np.ndarray, FeatureJob, frozenset[str] | None, str]]
+                        ) -> list[dict[str, dict[str, np.ndarray]]]:
+    """:func:`run_extractors` on many ``(image, job, only, sample_id)``, in order, with the deep
+    pyfing extractors run ``batch_size`` images per forward pass (images of one network input
+    shape together); the outputs are those of one image at a time (see
+    :mod:`fpload.features._pyfing_batch`).
+
+    Example::
+
+        >>> import numpy as np
+        >>> from fpload.features import FeaturesConfig, resolve_extractors
+        >>> job = resolve_extractors(FeaturesConfig(extractors=["foreground"]))
+        >>> out = run_extractors_many([(np.zeros((32, 32), np.uint8), job, None, "a")] * 2)
+        >>> [sorted(o["foreground"]) for o in out]
+        [['foreground'], ['foreground']]
+    """
+    analyses: list[ImageAnalysis | None] = []
+    for image, job, only, sid in items:
+        try:
+            analyses.append(_analysis(image, job.block, sid))
+        except DataError:  # raised in order by run_extractors below
+            analyses.append(None)
+    deep = {}
+    for (image, job, only, sid), an in zip(items, analyses):
+        for ext in job.extractors:
+            if (an is not None and ext.builtin and ext.name in PYFING_EXTRACTORS
+                    and ext.params.get("method") == "deep" and (only is None or ext.name in only)):
+                deep.setdefault(ext.identity(), (ext, []))[1].append(an)
+    if deep:
+        from fpload.features._pyfing_batch import effective_batch, prefill
+
+        for ext, group in deep.values():
+            size = effective_batch(ext.batch_size)
+            if size > 1 and len(group) > 1:
+                prefill(group, ext.params, PYFING_EXTRACTORS[ext.name].step, size)
+    return [run_extractors(image, job, only, sid, analysis=an)
+            for (image, job, only, sid), an in zip(items, analyses)]
+
+
 def run_extractors(image: np.ndarray, job: FeatureJob, only: frozenset[str] | None = None,
-                   sample_id: str = "?") -> dict[str, dict[str, np.ndarray]]:
+                   sample_id: str = "?", analysis: ImageAnalysis | None = None) -> dict[str, dict[str, np.ndarray]]:
     """Run the job's extractors (or those named in ``only``) on one 8-bit 2-D image.
 
     Returns ``{extractor: {array name: per-sample array}}``; block arrays cover the image's own
     blocks (``ceil(h / block) × ceil(w / block)``), to be embedded into the version's grid.
+    ``analysis``: the image's analysis when the caller made it (its memo may hold results).
     """
-    image = np.ascontiguousarray(image, dtype=np.uint8)
-    if image.ndim != 2:
-        raise DataError(f"sample {sample_id}: features need a 2-D 8-bit gray image, got shape {image.shape}")
-    analysis = ImageAnalysis(image, job.block)
+    if analysis is None:
+        analysis = _analysis(image, job.block, sample_id)
+    image = analysis.image
     out: dict[str, dict[str, np.ndarray]] = {}
     for ext in job.extractors:
         if only is not None and ext.name not in only:

@@ -42,7 +42,17 @@ record every parameter of every pyfing algorithm the extractor runs, and the ver
 when all of them are equal.
 
 Keras is imported with ``KERAS_BACKEND=torch`` unless the environment names another backend;
-deep methods run under ``torch.no_grad()``. Nothing here is imported until an extractor runs.
+deep methods run under ``torch.no_grad()``, on the GPU when torch sees one (Keras' torch backend
+places them on ``cuda``), else on the CPU. Nothing here is imported until an extractor runs.
+
+``batch_size`` (any pyfing extractor; used by the deep methods): images per forward pass, at
+most the pack's encode chunk (16 samples); ``auto`` (the default) is 16 when torch sees a CUDA
+device and 1 on a CPU, where batching measured no faster. Batches hold images of one network
+input shape and each image gets exactly the input a one-at-a-time run builds, so the batch does
+not change the outputs (see :mod:`fpload.features._pyfing_batch`): ``batch_size`` is not part of
+the params recorded with the arrays, nor of the reuse identity. The device is recorded nowhere
+either: a GPU's convolutions may round differently from a CPU's, in the last float32 bits (float16
+arrays rarely see it; SUFS and LEADER thresholds can, for a value that close to them).
 """
 
 from __future__ import annotations
@@ -138,7 +148,32 @@ def _algorithm(alg: str, params_json: str) -> Any:
     """One pyfing algorithm instance per process and parameter set (deep ones load their weights once)."""
     pyfing = import_pyfing()
     kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in json.loads(params_json).items()}
-    return getattr(pyfing, _CLASSES[alg])(_parameters_class(alg)(**kw))
+    algorithm = getattr(pyfing, _CLASSES[alg])(_parameters_class(alg)(**kw))
+    if alg in _DEEP:
+        algorithm.model = HostOutput(algorithm.model)
+    return algorithm
+
+
+class HostOutput:
+    """A Keras model whose outputs come back through host memory: pyfing calls ``.numpy()`` on
+    them, which a torch tensor on a CUDA device refuses (it is copied to the host first)."""
+
+    def __init__(self, model: Any):
+        self.model = model
+
+    def __call__(self, x: Any, training: bool = False) -> "_Host":
+        out = self.model(x, training=training)
+        if hasattr(out, "detach"):  # a torch tensor, maybe on a GPU
+            return _Host(out.detach().cpu().numpy())
+        return _Host(np.asarray(out))
+
+
+@dataclass(frozen=True)
+class _Host:
+    array: np.ndarray
+
+    def numpy(self) -> np.ndarray:
+        return self.array
 
 
 def _no_grad():
@@ -170,10 +205,15 @@ class PyfingExtractor(Builtin):
 
     def resolve(self, params: dict[str, Any]) -> dict[str, Any]:
         """Full params: the user's, the defaults, every pyfing parameter and the library versions."""
+        params = dict(params)
+        batch = params.pop("batch_size", "auto")
+        if batch != "auto" and (not isinstance(batch, int) or isinstance(batch, bool) or not 1 <= batch <= 1024):
+            raise ConfigError(f"features: extractor {self.name!r}: batch_size {batch!r} must be 'auto' or an "
+                              "integer in 1..1024")
         unknown = sorted(set(params) - set(self.defaults))
         if unknown:
             raise ConfigError(f"features: extractor {self.name!r}: unknown param {unknown[0]!r} "
-                              f"(allowed: {', '.join(sorted(self.defaults))})")
+                              f"(allowed: {', '.join(sorted([*self.defaults, 'batch_size']))})")
         out = {**self.defaults, **params}
         method = out["method"]
         chains = _CHAINS[self.step]
@@ -229,32 +269,39 @@ class PyfingExtractor(Builtin):
                               f"{', '.join(algs)}, not {extra[0]!r}")
         out["algorithms"] = resolved
         out["library"] = library_versions(any(a in _DEEP for a in algs))
+        out["batch_size"] = batch  # taken out again by resolve_extractors: not part of the identity
         return out
 
 
 # -- the chain on one image ---------------------------------------------------------------------
 
+def _call(algorithm: Any, alg: str, image: np.ndarray, dpi: int, *inputs: Any) -> Any:
+    """One pyfing ``run`` of algorithm ``alg`` (its own pre- and post-processing around the model)."""
+    if alg in ("GMFS", "SUFS"):
+        return algorithm.run(image)
+    if alg in ("GBFOE", "SNFOE"):
+        return algorithm.run(image, inputs[0], dpi)[0]
+    if alg in ("XSFFE", "SNFFE"):
+        return algorithm.run(image, inputs[0], inputs[1], dpi)
+    if alg in ("GBFEN", "SNFEN"):
+        return algorithm.run(image, *inputs, dpi)
+    if alg == "SBMEX":
+        return algorithm.run(inputs[0], inputs[1], dpi)
+    return algorithm.run(image, dpi)  # LEADER
+
+
+def _memo_key(alg: str, params: dict[str, Any], dpi: int) -> tuple:
+    return ("pyfing", alg, json.dumps(params[alg], sort_keys=True), dpi)
+
+
 def _run(an: ImageAnalysis, alg: str, params: dict[str, Any], dpi: int, *inputs: Any) -> Any:
-    """pyfing algorithm ``alg`` on the analysis' image (memoised per image)."""
-    pj = json.dumps(params[alg], sort_keys=True)
-    key = ("pyfing", alg, pj, dpi)
+    """pyfing algorithm ``alg`` on the analysis' image (memoised per image; a batched pass,
+    :mod:`fpload.features._pyfing_batch`, may have filled the memo already)."""
+    key = _memo_key(alg, params, dpi)
     if key not in an._memo:
-        algorithm = _algorithm(alg, pj)
-        image = an.image
+        algorithm = _algorithm(alg, key[2])
         with _no_grad():
-            if alg in ("GMFS", "SUFS"):
-                res = algorithm.run(image)
-            elif alg in ("GBFOE", "SNFOE"):
-                res = algorithm.run(image, inputs[0], dpi)[0]
-            elif alg in ("XSFFE", "SNFFE"):
-                res = algorithm.run(image, inputs[0], inputs[1], dpi)
-            elif alg in ("GBFEN", "SNFEN"):
-                res = algorithm.run(image, *inputs, dpi)
-            elif alg == "SBMEX":
-                res = algorithm.run(inputs[0], inputs[1], dpi)
-            else:  # LEADER
-                res = algorithm.run(image, dpi)
-        an._memo[key] = res
+            an._memo[key] = _call(algorithm, alg, an.image, dpi, *inputs)
     return an._memo[key]
 
 

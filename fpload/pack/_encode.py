@@ -116,6 +116,16 @@ def encode_sample(task: tuple) -> tuple[list[tuple[str, bytes]], dict[str, dict[
     8-bit gray image, and their features (``{extractor: {array: value}}``) come back with the
     members; a passthrough sample whose features are all reused is not even decoded.
     """
+    members, request = _encode(task)
+    if request is None:
+        return members, None
+    from fpload.features import run_extractors
+
+    return members, run_extractors(*request)
+
+
+def _encode(task: tuple) -> tuple[list[tuple[str, bytes]], tuple | None]:
+    """A sample's members, and ``(pixels, job, compute, sample_id)`` when features are to be computed."""
     row, settings = task[0], task[1]
     job, compute = (task[2], task[3]) if len(task) > 2 else (None, ())
     uri = row["uri"]
@@ -155,17 +165,36 @@ def encode_sample(task: tuple) -> tuple[list[tuple[str, bytes]], dict[str, dict[
     members = formats.order_members(ext, {"image": payload, "shape": shape, "json": sample_json(row),
                                           "cls": formats.encode_int_member(row["label"]),
                                           "idx": formats.encode_int_member(row["index"])})
-    features = None
-    if job is not None and compute:
-        from fpload.features import run_extractors
-
-        if gray is None:
-            gray = _decode_gray(data, row)
-        pixels = np.asarray(gray, dtype=np.uint8)
-        features = run_extractors(pixels, job, frozenset(compute), row["sample_id"])
-    return members, features
+    if job is None or not compute:
+        return members, None
+    if gray is None:
+        gray = _decode_gray(data, row)
+    return members, (np.asarray(gray, dtype=np.uint8), job, frozenset(compute), row["sample_id"])
 
 
 def encode_batch(tasks: list[tuple]) -> list[tuple[list[tuple[str, bytes]], dict | None]]:
-    """Encode a chunk of samples (one inter-process round trip per chunk)."""
-    return [encode_sample(t) for t in tasks]
+    """Encode a chunk of samples (one inter-process round trip per chunk); when a deep pyfing
+    extractor batches (:func:`fpload.features.batches_deep`), the chunk's features are computed
+    together, its forward passes batched (:func:`fpload.features.run_extractors_many`).
+    The first failing sample's error is raised, as one sample at a time would."""
+    done: list[tuple[list[tuple[str, bytes]], tuple | None]] = []
+    failure = None
+    for t in tasks:
+        try:
+            done.append(_encode(t))
+        except Exception as err:  # noqa: BLE001 - raised below, after the features of the samples before it
+            failure = err
+            break
+    requests = [r for _, r in done if r is not None]
+    computed = iter([])
+    if requests:
+        from fpload import features
+
+        if any(features.batches_deep(job) for job in {id(r[1]): r[1] for r in requests}.values()):
+            computed = iter(features.run_extractors_many(requests))
+        else:  # nothing to batch: one sample at a time, as encode_sample
+            computed = iter([features.run_extractors(*r) for r in requests])
+    out = [(members, None if r is None else next(computed)) for members, r in done]
+    if failure is not None:
+        raise failure
+    return out

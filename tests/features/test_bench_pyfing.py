@@ -37,4 +37,4 @@ def test_validate_features_tiny(monkeypatch, capsys):
 
 def test_bench_pyfing_tiny(monkeypatch, capsys):
     out = _run(monkeypatch, capsys, "bench_pyfing.py")
-    assert "| pyfing classical: GMFS, GBFOE, XSFFE | 2 |" in out and "| none (features off) | 2 |" in out
+    assert "| pyfing classical: GMFS, GBFOE, XSFFE | auto | 2 |" in out and "| none (features off) | auto | 2 |" in out
