@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 from fpload import formats
 from fpload.config import env_cache_dir
 from fpload.erase._successor import shred
-from fpload.errors import IntegrityError
+from fpload.versions._remote import fetch_feature_tree
 from fpload.versions._shardcache import ShardCache, fetch_verified
 from fpload.versions._store import filesystem, join, require_bucket, store_errors
 
@@ -78,20 +78,8 @@ def fetch_version(v, dest: Path) -> Path:
             if not target.is_file():
                 fs, remote, url = v._remote(f"{formats.SHARDS_DIR}/{name}")
                 fetch_verified(fs, remote, url, sha, target, size=size)
-    entry = v.manifest.get("features")
-    if entry and not (dest / entry["file"] / "zarr.json").is_file():
-        fs, remote, url = v._remote(entry["file"])
-        tmp = Path(tempfile.mkdtemp(prefix=".tmp-features-", dir=dest))
-        try:
-            with store_errors(url, "fetching the feature cache"):
-                fs.get(remote.rstrip("/") + "/", str(tmp) + "/", recursive=True)
-            digest, _ = formats.tree_digest(tmp)
-            if digest != entry["sha256"]:
-                raise IntegrityError(f"{url}: tree sha256 {digest[:16]}… differs from the manifest's "
-                                     f"{entry['sha256'][:16]}…: the feature cache changed after publishing")
-            tmp.rename(dest / entry["file"])
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+    if v.manifest.get("features"):
+        fetch_feature_tree(v, dest)
     return dest
 
 

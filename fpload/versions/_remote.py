@@ -70,26 +70,7 @@ class RemoteVersion(Version):
             tmp.replace(target)
 
     def _stage_features(self) -> None:
-        entry = self.manifest["features"]
-        dest = self.path / entry["file"]
-        if (dest / "zarr.json").is_file():
-            return
-        fs, remote, url = self._remote(entry["file"])
-        self.path.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".tmp-features-", dir=self.path))
-        try:
-            with store_errors(url, "fetching the feature cache"):
-                fs.get(remote.rstrip("/") + "/", str(tmp) + "/", recursive=True)
-            digest, size = formats.tree_digest(tmp)
-            if digest != entry["sha256"]:
-                raise IntegrityError(f"{url}: tree sha256 {digest[:16]}… differs from the manifest's "
-                                     f"{entry['sha256'][:16]}…: the feature cache changed after publishing")
-            try:
-                tmp.rename(dest)
-            except OSError:  # another process staged it meanwhile
-                pass
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        fetch_feature_tree(self, self.path)
 
     def shard_paths(self, split: str | None = None) -> list[Path]:
         """Where the shards land in the node-local shard cache (fetched by :meth:`prefetch`)."""
@@ -369,3 +350,29 @@ def list_tombstones(root: str | Path) -> list[dict[str, Any]]:
                     record = {}
                 out.append({**record, "url": join(root, rel)})
     return out
+
+
+def fetch_feature_tree(v: "RemoteVersion", dest: Path) -> None:
+    """Fetch remote version ``v``'s feature cache into ``dest`` (its manifest's ``features.file``
+    under ``dest``), checked against the manifest's tree digest before it is renamed into place;
+    a cache already there (or staged meanwhile by another process) is kept."""
+    entry = v.manifest["features"]
+    target = dest / entry["file"]
+    if (target / "zarr.json").is_file():
+        return
+    fs, remote, url = v._remote(entry["file"])
+    dest.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-features-", dir=dest))
+    try:
+        with store_errors(url, "fetching the feature cache"):
+            fs.get(remote.rstrip("/") + "/", str(tmp) + "/", recursive=True)
+        digest, _ = formats.tree_digest(tmp)
+        if digest != entry["sha256"]:
+            raise IntegrityError(f"{url}: tree sha256 {digest[:16]}… differs from the manifest's "
+                                 f"{entry['sha256'][:16]}…: the feature cache changed after publishing")
+        try:
+            tmp.rename(target)
+        except OSError:  # another process staged it meanwhile
+            pass
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
