@@ -127,9 +127,6 @@ def foreground_mm2(image: np.ndarray, *, ppi: int = 500) -> float:
 def minutiae_density(images: Sequence[np.ndarray], *, ppi: int = 500, method: str = "deep") -> dict[str, Any]:
     """Minutiae per mm² of foreground (pyfing's GMFS mask) that pyfing finds on ``images``:
     the number to set beside :func:`pyfing_recovery` for a folder of real captures."""
-    from fpload.features._builtin import ImageAnalysis
-    from fpload.features._pyfing import PYFING_EXTRACTORS, _run
-
     found = detect(images, dpi=ppi, method=method)
     mm2 = sum(foreground_mm2(image, ppi=ppi) for image in images)
     count = sum(len(f) for f in found)
