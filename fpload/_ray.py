@@ -138,13 +138,18 @@ def ordered_map(task: Any, args: Iterable[tuple], window: int, what: str = "a Ra
             try:
                 result = ray.get(ref)
             except ray.exceptions.RayError as err:
+                pending.popleft()  # finished (failed): never cancelled below
                 raise _unwrap(ray, err, f"{what} {i}") from None
             pending.popleft()
             submit()
             yield result
     finally:
         if pending:
+            # only tasks still running are cancelled: Ray 2.x aborts the driver ("Tried to complete
+            # task that was not pending", task_manager.cc) when a cancel races a task's completion
             refs = [r for _, r in pending]
-            for r in refs:
+            _, running = ray.wait(refs, num_returns=len(refs), timeout=0)
+            for r in running:
                 ray.cancel(r)
-            ray.wait(refs, num_returns=len(refs), timeout=CANCEL_WAIT_S)
+            if running:
+                ray.wait(running, num_returns=len(running), timeout=CANCEL_WAIT_S)
