@@ -218,12 +218,13 @@ def _label(r: dict[str, Any]) -> str:
 
 def scaling(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per contender: wall µs and CPU ms per sample at each size, the spread of the wall cost
-    (largest / smallest), a least-squares fit ``seconds = a + b·samples`` extrapolated to
+    (largest / smallest), the marginal cost (slope between successive sizes) and its spread, a least-squares fit ``seconds = a + b·samples`` extrapolated to
     :data:`EXTRAPOLATE_TO` samples, and the driver's bytes per sample (slope of its RSS growth).
 
-    >>> scaling([{"contender": "x", "count": 10, "samples": 10, "seconds": 2.0, "cpu_s": 1.0},
-    ...          {"contender": "x", "count": 20, "samples": 20, "seconds": 3.0, "cpu_s": 2.0}])[0]["fit_s_per_sample"]
-    0.1
+    >>> row = scaling([{"contender": "x", "workers": 1, "count": n, "samples": n, "seconds": 1 + 0.1 * n,
+    ...                  "cpu_s": 0.1 * n} for n in (10, 20, 40)])[0]
+    >>> row["fit_s_per_sample"], row["marginal_us_per_sample"], row["marginal_spread"]
+    (0.1, [100000.0, 100000.0], 1.0)
     """
     out = []
     for label in dict.fromkeys(_label(r) for r in results):
@@ -237,6 +238,14 @@ def scaling(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
                                "cpu_ms_per_sample": [round(1e3 * r["cpu_s"] / r["samples"], 3) if r.get("cpu_s")
                                                      is not None else None for r in runs],
                                "spread": round(max(wall) / min(wall), 3)}
+        # the cost of each further sample: the slope between successive sizes (fixed start-up costs,
+        # a worker pool's or a Ray cluster's, cancel out); flat ⇔ the pack scales linearly
+        marginal = [1e6 * (b["seconds"] - a["seconds"]) / (b["samples"] - a["samples"])
+                    for a, b in zip(runs, runs[1:]) if b["samples"] > a["samples"]]
+        if marginal:
+            row["marginal_us_per_sample"] = [round(m, 1) for m in marginal]
+            if len(marginal) >= 2 and min(marginal) > 0:
+                row["marginal_spread"] = round(max(marginal) / min(marginal), 3)
         n = [float(r["samples"]) for r in runs]
         t = [float(r["seconds"]) for r in runs]
         if len(runs) >= 2:
@@ -260,13 +269,17 @@ def report_scaling(results: list[dict[str, Any]], console=None) -> list[dict[str
     rows = scaling(results)
     table = [[r["label"], ", ".join(map(str, r["counts"])), ", ".join(map(str, r["wall_us_per_sample"])),
               ", ".join(str(c) for c in r["cpu_ms_per_sample"]), f"{r['spread']:.2f}×",
+              ", ".join(map(str, r.get("marginal_us_per_sample", []))) or "–",
+              f"{r['marginal_spread']:.2f}×" if "marginal_spread" in r else "–",
               (f"{r['extrapolated_s'] / 3600:.2f} h (extrapolated)" if "extrapolated_s" in r else "–"),
               r.get("driver_bytes_per_sample")]
              for r in rows]
     print_table("fpload bench pack: cost per sample by size", ["contender", "samples", "wall µs/sample",
-                "CPU ms/sample", "max/min", f"{EXTRAPOLATE_TO:,} samples", "driver B/sample"], table,
+                "CPU ms/sample", "max/min", "marginal µs/sample", "marginal max/min",
+                f"{EXTRAPOLATE_TO:,} samples", "driver B/sample"], table,
                 caption=("max/min: largest over smallest wall cost per sample (all within ±20 % of one value "
-                         "⇔ max/min ≤ 1.5); the 10^6 time is a linear fit of the measured "
+                         "⇔ max/min ≤ 1.5); marginal: the cost of each further sample, the slope between "
+                         "successive sizes (start-up costs cancel out); the 10^6 time is a linear fit of the measured "
                          "sizes, extrapolated, not measured; driver B/sample: growth of the driver's peak RSS "
                          "during the pack per sample (slope between sizes)."), console=console)
     return rows
