@@ -13,7 +13,9 @@ without bound.
 from __future__ import annotations
 
 import re
+import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -174,6 +176,12 @@ _SANDBOXES: dict[str, duckdb.DuckDBPyConnection] = {}
 _SANDBOX_LOCK = threading.Lock()
 #: the column of row positions the sandbox sees beside the sample columns (no query may name it)
 POSITION = "_fpload_position"
+#: rows per Arrow batch the sandbox scans (DuckDB's row-group size): one thread per batch
+SCAN_BATCH_ROWS = 122_880
+#: below this many cells (rows × columns) the chosen rows are taken in this thread, above it one
+#: column per thread (Arrow's take releases the GIL)
+PARALLEL_TAKE_CELLS = 1_000_000
+_TAKE_POOL: ThreadPoolExecutor | None = None
 
 
 def _sandbox(limits: QueryLimits) -> duckdb.DuckDBPyConnection:
@@ -248,7 +256,10 @@ def _match(snapshot: pa.Table, where: str, timeout: float | None, memory_limit: 
     n = snapshot.num_rows
     con = _sandbox(limits)
     try:
-        con.register("samples", snapshot.append_column(POSITION, pa.array(np.arange(n, dtype=np.int64))))
+        view = snapshot.append_column(POSITION, pa.array(np.arange(n, dtype=np.int64)))
+        if n > SCAN_BATCH_ROWS:   # batches (zero-copy slices) that DuckDB's threads scan in parallel
+            view = pa.Table.from_batches(view.to_batches(max_chunksize=SCAN_BATCH_ROWS), schema=view.schema)
+        con.register("samples", view)
         try:
             kind = str(con.sql(render_value(tree)).types[0])
             if kind not in ("BOOLEAN", '"NULL"', "NULL"):
@@ -296,7 +307,19 @@ def run_where(snapshot: pa.Table, where: str | None, *, columns: list[str] | Non
     if where is not None:
         positions = _match(snapshot, where, timeout, memory_limit)
         if len(positions) != snapshot.num_rows:
-            rows = rows.take(positions)
+            rows = _take(rows, positions)
     if limit is not None:
         rows = rows.slice(0, max(int(limit), 0))
     return rows
+
+
+def _take(rows: pa.Table, positions: pa.Array) -> pa.Table:
+    """``rows.take(positions)``, one column per thread when the result is large."""
+    global _TAKE_POOL
+    if len(positions) * rows.num_columns < PARALLEL_TAKE_CELLS or rows.num_columns < 2 or (os.cpu_count() or 1) < 2:
+        return rows.take(positions)
+    with _SANDBOX_LOCK:
+        if _TAKE_POOL is None:
+            _TAKE_POOL = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1), thread_name_prefix="fpload-take")
+    columns = list(_TAKE_POOL.map(lambda c: c.take(positions), rows.columns))
+    return pa.Table.from_arrays(columns, schema=rows.schema)
