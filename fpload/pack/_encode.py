@@ -39,12 +39,12 @@ def resample_rows(rows: list[dict[str, Any]], to_ppi: int | None) -> None:
     """Set the packed size and ppi of every row whose ``ppi`` is not ``to_ppi`` (in place).
 
     Such a row gets ``source_ppi`` (its catalog ppi), ``ppi = to_ppi`` and width and height
-    scaled by ``to_ppi / source_ppi`` (rounded, at least 1); :func:`encode_sample` resamples its
+    scaled by ``to_ppi / source_ppi`` (rounded half to even, at least 1); :func:`encode_sample` resamples its
     pixels to that size. ``None`` changes nothing.
 
     >>> rows = [{"ppi": 1000, "width": 801, "height": 600}, {"ppi": 500, "width": 8, "height": 8}]
     >>> resample_rows(rows, 500); rows[0]
-    {'ppi': 500, 'width': 401, 'height': 300, 'source_ppi': 1000}
+    {'ppi': 500, 'width': 400, 'height': 300, 'source_ppi': 1000}
     """
     if to_ppi is None:
         return
