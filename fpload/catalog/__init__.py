@@ -9,7 +9,8 @@ Example::
     old = cat.query("consent", revision=1)                                  # as of revision 1
 """
 
-from fpload.catalog._catalog import Catalog, IngestReport, Revision, combine_where, open_catalog
+from fpload.catalog._catalog import Catalog, Revision, combine_where, open_catalog
+from fpload.catalog._catalog_ingest import IngestReport
 from fpload.catalog._query import QueryLimits, compile_filter, load_filter, select_ids
 from fpload.catalog._schema import REQUIRED_METADATA, SAMPLE_COLUMNS
 from fpload.catalog._sqlcheck import CAST_TYPES, QUERY_FUNCTIONS, parse_where
