@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from fpload._frozen import read_yaml
+from fpload.catalog import _derived
 from fpload.catalog._schema import SAMPLE_COLUMNS
 from fpload.catalog._sqlcheck import parse_where, render_select, render_value
 from fpload.config import env_query_limit_texts
@@ -251,16 +252,23 @@ def _match(snapshot: pa.Table, where: str, timeout: float | None, memory_limit: 
     matching rows, so rows are taken from the trusted snapshot without matching ids again; every
     position is checked to be one of the snapshot's."""
     limits = QueryLimits.resolve(timeout, memory_limit)
-    tree = parse_where(where)
+    # JSON paths of `extra` become derived columns, extracted once per snapshot (fpload.catalog._derived)
+    tree, calls = _derived.split_json_paths(parse_where(where))
     sql = render_select(tree, POSITION)
     n = snapshot.num_rows
     con = _sandbox(limits)
     try:
-        view = snapshot.append_column(POSITION, pa.array(np.arange(n, dtype=np.int64)))
-        if n > SCAN_BATCH_ROWS:   # batches (zero-copy slices) that DuckDB's threads scan in parallel
-            view = pa.Table.from_batches(view.to_batches(max_chunksize=SCAN_BATCH_ROWS), schema=view.schema)
+        view = _batched(snapshot.append_column(POSITION, pa.array(np.arange(n, dtype=np.int64))))
         con.register("samples", view)
         try:
+            if calls:
+                def compute(call: dict[str, Any]) -> pa.ChunkedArray:
+                    return _execute(con, render_value(call), limits, where).column(0)
+
+                for name, column in _derived.derived_columns(snapshot, calls, compute).items():
+                    view = view.append_column(name, column)
+                con.unregister("samples")
+                con.register("samples", _batched(view))
             kind = str(con.sql(render_value(tree)).types[0])
             if kind not in ("BOOLEAN", '"NULL"', "NULL"):
                 raise QueryError(f"query {where!r} is a {kind}, not a condition: write a comparison "
@@ -311,6 +319,14 @@ def run_where(snapshot: pa.Table, where: str | None, *, columns: list[str] | Non
     if limit is not None:
         rows = rows.slice(0, max(int(limit), 0))
     return rows
+
+
+def _batched(view: pa.Table) -> pa.Table:
+    """``view`` as batches of :data:`SCAN_BATCH_ROWS` rows (zero-copy slices), which DuckDB's threads
+    scan in parallel."""
+    if view.num_rows <= SCAN_BATCH_ROWS:
+        return view
+    return pa.Table.from_batches(view.to_batches(max_chunksize=SCAN_BATCH_ROWS), schema=view.schema)
 
 
 def _take(rows: pa.Table, positions: pa.Array) -> pa.Table:
