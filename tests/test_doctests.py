@@ -1,5 +1,5 @@
 """Every docstring example of the package runs and prints what it shows (examples that need a
-catalog or a GPU are marked ``# doctest: +SKIP`` where they stand)."""
+catalog or a GPU are marked ``# doctest: +SKIP`` where they stand), each module's in a fresh folder."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ MODULES = sorted(m.name for m in pkgutil.walk_packages(fpload.__path__, "fpload.
 
 
 @pytest.mark.parametrize("name", MODULES)
-def test_docstring_examples_run(name):
+def test_docstring_examples_run(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)   # examples that write (synthesize("data", ...)) write there
     try:
         module = importlib.import_module(name)
     except ImportError as err:   # an optional extra (ray, lightning, pyfing) that is not installed

@@ -27,6 +27,8 @@ from typing import Any, Callable
 
 import pyarrow as pa
 
+from fpload.catalog._sqlcheck import _strip
+
 #: prefix of the derived columns' names (never a sample column)
 PREFIX = "_fpload_json_"
 #: calls replaced: both return VARCHAR, so the derived column has the type the call has
@@ -41,14 +43,6 @@ _LOCK = threading.Lock()
 def _expr(arg: Any) -> Any:
     """An argument's expression (DuckDB ≥ 1.4 wraps arguments as ``{"expression": …, "name": …}``)."""
     return arg.get("expression", arg) if isinstance(arg, dict) and "class" not in arg else arg
-
-
-def _strip(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {k: _strip(v) for k, v in node.items() if k not in ("query_location", "query_location_length")}
-    if isinstance(node, list):
-        return [_strip(v) for v in node]
-    return node
 
 
 def _is_json_path(node: dict[str, Any]) -> bool:
