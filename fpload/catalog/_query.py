@@ -182,7 +182,7 @@ SCAN_BATCH_ROWS = 122_880
 #: below this many cells (rows × columns) the chosen rows are taken in this thread, above it one
 #: column per thread (Arrow's take releases the GIL)
 PARALLEL_TAKE_CELLS = 1_000_000
-_TAKE_POOL: ThreadPoolExecutor | None = None
+_TAKE_POOL: tuple[int, ThreadPoolExecutor] | None = None   # (pid that made it, pool)
 
 
 def _sandbox(limits: QueryLimits) -> duckdb.DuckDBPyConnection:
@@ -335,7 +335,10 @@ def _take(rows: pa.Table, positions: pa.Array) -> pa.Table:
     if len(positions) * rows.num_columns < PARALLEL_TAKE_CELLS or rows.num_columns < 2 or (os.cpu_count() or 1) < 2:
         return rows.take(positions)
     with _SANDBOX_LOCK:
-        if _TAKE_POOL is None:
-            _TAKE_POOL = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1), thread_name_prefix="fpload-take")
-    columns = list(_TAKE_POOL.map(lambda c: c.take(positions), rows.columns))
+        # a pool made before a fork has no threads in the child: each process makes its own
+        if _TAKE_POOL is None or _TAKE_POOL[0] != os.getpid():
+            _TAKE_POOL = (os.getpid(), ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1),
+                                                          thread_name_prefix="fpload-take"))
+        pool = _TAKE_POOL[1]
+    columns = list(pool.map(lambda c: c.take(positions), rows.columns))
     return pa.Table.from_arrays(columns, schema=rows.schema)

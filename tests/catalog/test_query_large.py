@@ -46,3 +46,19 @@ def test_rows_are_a_plain_filter_in_snapshot_order(big, where, expected, monkeyp
     assert run_where(big, where).equals(want)
     monkeypatch.setattr(_query, "PARALLEL_TAKE_CELLS", 1)
     assert run_where(big, where, columns=["sample_id", "quality"]).equals(want.select(["sample_id", "quality"]))
+
+
+def test_a_forked_child_takes_with_its_own_threads(big):
+    """A process forked after a large query (the pool's threads do not survive a fork) still gets
+    its rows rather than waiting forever on the parent's pool."""
+    import multiprocessing
+
+    want = run_where(big, "consent")          # makes this process's pool
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        got = pool.apply_async(_rows_in_child, (big,)).get(timeout=120)
+    assert got == want.num_rows
+
+
+def _rows_in_child(table: pa.Table) -> int:
+    return run_where(table, "consent").num_rows
