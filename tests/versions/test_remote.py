@@ -231,3 +231,37 @@ def test_gs_missing_bucket_and_unreachable_emulator_are_one_line(gcs_endpoint, m
     out = _cli("versions", "show", "gs://bucket/versions/v", env={"STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{port}"})
     assert out.returncode == 1 and out.stderr.count("\n") == 1 and "Traceback" not in out.stderr, out.stderr
     assert "gs://bucket/versions/v" in out.stderr and "cannot be reached" in out.stderr
+
+
+def _gcs_refusals():
+    """The shapes gcsfs and google-auth give a refused or missing GCS credential (the emulator
+    checks none, so these are built as the libraries raise them)."""
+    from gcsfs.retry import HttpError
+    from google.auth.exceptions import DefaultCredentialsError, RefreshError
+
+    return [HttpError({"code": 401, "message": "Invalid Credentials"}),
+            HttpError({"code": 403, "message": "anon@x does not have storage.objects.list access to the bucket."}),
+            OSError("Forbidden: b/team-data/o\nsa@p.iam does not have storage.objects.get access"),
+            DefaultCredentialsError("Your default credentials were not found. To set up Application Default "
+                                    "Credentials, see https://cloud.google.com/docs/authentication"),
+            RefreshError("invalid_grant: Token has been expired or revoked.")]
+
+
+def test_property_gcs_credential_refusals_are_one_line_naming_the_url():
+    pytest.importorskip("gcsfs")
+    from hypothesis import given, settings, strategies as st
+
+    from fpload.versions._store import store_errors
+
+    @settings(max_examples=30, deadline=None)
+    @given(st.sampled_from(range(len(_gcs_refusals()))), st.from_regex(r"[a-z][a-z0-9-]{2,20}", fullmatch=True),
+           st.lists(st.sampled_from(["v", "thumbs", "6aac", "x y"]), max_size=3))
+    def run(i, bucket, parts):
+        url = "/".join([f"gs://{bucket}", *parts])
+        with pytest.raises(StoreError) as err:
+            with store_errors(url, "listing versions"):
+                raise _gcs_refusals()[i]
+        msg = str(err.value)
+        assert msg.startswith(f"{url}: listing versions: access refused, check the credentials") and "\n" not in msg
+
+    run()
