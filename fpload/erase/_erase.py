@@ -238,6 +238,10 @@ def erase_subject(catalog: str | Path, roots: list[str | Path], *, reason: str,
             from fpload.erase._remote import check_root
 
             check_root(r)   # one line naming the URL: missing bucket, unreachable, refused
+            if purge_object_versions:
+                from fpload.erase._remote import check_purge_supported
+
+                check_purge_supported(r)
         elif not r.is_dir():
             raise UsageError(f"--root {r} is not a folder")
     from fpload.erase._lock import erase_lock

@@ -100,10 +100,8 @@ def test_erase_a_subject_from_two_s3_versions(store_world, tmp_path, capsys):
     assert code == 0, err
     r = json.loads(out)
     assert {v["version_id"] for v in r["versions"]} == set(old.values())
-    # S3 answers GetBucketVersioning (off here); gcsfs has no such call: unknown, said so in the receipt
-    versioning = False if world["root"].startswith("s3://") else None
-    assert all("current objects deleted" in v["deletion"] and v["bucket_versioning"] is versioning
-               for v in r["versions"])
+    # S3 answers GetBucketVersioning, GCS the bucket's versioning.enabled: off here
+    assert all("current objects deleted" in v["deletion"] and v["bucket_versioning"] is False for v in r["versions"])
     _check_successors(world, r, tmp_path)
     # the old versions' prefixes hold their tombstone only; the successors are listed, the old ones not
     keys = _keys(world["root"])
@@ -345,3 +343,26 @@ def test_purge_object_versions_leaves_only_the_tombstone(tmp_path, s3_bucket, mo
         assert history(prefix) == [prefix + formats.TOMBSTONE_NAME]
         assert v["noncurrent_versions_deleted"] > 0 and v["bucket_versioning"] is True
     assert "WARNING" not in err
+
+
+def test_gcs_bucket_versioning_is_read_and_purge_is_refused_there(gcs_bucket, tmp_path, monkeypatch, capsys):
+    """GCS object versioning keeps deleted objects as noncurrent generations: fpload reads the bucket's
+    ``versioning.enabled``; ``--purge-object-versions`` (S3 only) is refused before anything runs
+    rather than reporting that nothing was left."""
+    from fpload.erase._remote import bucket_versioning
+
+    fs, path = filesystem(gcs_bucket)
+    assert bucket_versioning(f"{gcs_bucket}/versions") is False
+    real = fs.info
+    monkeypatch.setattr(fs, "info", lambda p, **kw: {**real(p, **kw), "versioning": {"enabled": True}}
+                        if p.strip("/") == path.strip("/") else real(p, **kw))
+    assert bucket_versioning(f"{gcs_bucket}/versions") is True
+    monkeypatch.undo()
+    monkeypatch.setenv("FPLOAD_ERASE_STATE_DIR", str(tmp_path / "state"))
+    cat = open_catalog(tmp_path / "cat.duckdb")
+    cat.ingest(make_captures(tmp_path / "caps", subjects=2, fingers=1, impressions=1))
+    cat.close()
+    code = main(["erase", "--subject", "S001", "--reason", "consent withdrawn", "--catalog", str(tmp_path / "cat.duckdb"),
+                 "--root", f"{gcs_bucket}/versions", "--purge-object-versions"])
+    err = capsys.readouterr().err
+    assert code == 2 and "S3 roots only" in err and gcs_bucket in err and err.count("\n") == 1
