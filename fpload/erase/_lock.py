@@ -18,11 +18,13 @@ The record names its holder (host, pid, user), when it was taken and when it exp
 past its expiry is stale and is taken over, and so is one whose holder ran on this host and whose
 process is gone (a killed erasure is completed by rerunning the command); ``break_lock`` (``fpload erase --break-lock``) takes over
 a live one (the holder is known to be dead). The takeover replaces exactly the record that was read,
-so of two processes taking over the same stale lock one wins:
+so of two processes taking over the same stale lock one wins (and a release deletes the lock only
+if it is still the holder's copy, by the same conditions):
 
 - S3: ``PUT`` with ``If-Match: <ETag read>`` (compare-and-swap);
 - GCS: ``DELETE`` with ``ifGenerationMatch=<generation read>``, then the exclusive create;
-- a local folder: the re-read, compare and replace run under ``flock`` on ``erase.json.guard``;
+- a local folder: the re-read, compare and replace run under ``flock`` on ``erase.json.guard``
+  (as does the release's compare and delete);
 - other stores: delete and exclusive create; a takeover racing another takeover can lose the
   other's fresh lock there (the remaining race, for stores without conditional writes).
 
@@ -226,17 +228,7 @@ class _Lock:
                     return False
                 raise
         if self.proto in ("gs", "gcs") and ident.get("generation"):
-            bucket, key, _ = self.fs.split_path(self.path)
-            try:
-                self.fs.call("DELETE", "b/{}/o/{}", bucket, key, ifGenerationMatch=str(ident["generation"]))
-            except (FileNotFoundError, FileExistsError):
-                return False
-            except OSError as err:
-                if _precondition_failed(err):
-                    return False
-                raise
-            self.fs.invalidate_cache(self.path)
-            return self._create()
+            return self._delete_if(ident) and self._create()
         with _memory_guard:   # other stores: delete and create (the race the module names)
             now, _ = self._read()
             if now != seen:
@@ -265,16 +257,45 @@ class _Lock:
                 raise RootLockedError(held_message(self.where, _parse(seen)))
         raise RootLockedError(f"{self.where}: the erasure lock keeps changing hands; try again")
 
-    def release(self) -> None:
-        """Delete the lock object if it is still ours (a lock taken over after our expiry is left)."""
-        with contextlib.suppress(Exception), store_errors(self.where, "releasing the erasure lock"):
-            seen, _ = self._read()
-            if seen is None or _parse(seen).get("token") != self.rec["token"]:
-                return
-            if self.remote:
-                self.fs.rm_file(self.path)
+    def _delete_if(self, ident: dict[str, Any]) -> bool:
+        """Delete the lock object only if it is still the copy ``ident`` names (S3 ``If-Match`` on
+        the ETag, GCS ``ifGenerationMatch``; other stores unconditionally); False when it changed."""
+        try:
+            if self.proto in ("s3", "s3a") and ident.get("etag"):
+                bucket, key, _ = self.fs.split_path(self.path)
+                self.fs.call_s3("delete_object", Bucket=bucket, Key=key, IfMatch=ident["etag"])
+            elif self.proto in ("gs", "gcs") and ident.get("generation"):
+                bucket, key, _ = self.fs.split_path(self.path)
+                self.fs.call("DELETE", "b/{}/o/{}", bucket, key, ifGenerationMatch=str(ident["generation"]))
             else:
-                self.path.unlink(missing_ok=True)
+                self.fs.rm_file(self.path)
+        except (FileNotFoundError, FileExistsError):
+            return False
+        except OSError as err:
+            if _precondition_failed(err):
+                return False
+            raise
+        finally:
+            self.fs.invalidate_cache(self.path)
+        return True
+
+    def release(self) -> None:
+        """Delete the lock object if it is still ours: the copy read is deleted only if unchanged
+        (conditional delete; locally under the guard's flock), so a lock another erasure took over
+        after ours expired is left to it."""
+        with contextlib.suppress(Exception), store_errors(self.where, "releasing the erasure lock"):
+            if self.remote:
+                seen, ident = self._read()
+                if seen is not None and _parse(seen).get("token") == self.rec["token"]:
+                    self._delete_if(ident)
+                return
+            import fcntl
+
+            with open(self.path.with_name(self.path.name + ".guard"), "a+b") as g:
+                fcntl.flock(g, fcntl.LOCK_EX)
+                seen, _ = self._read()
+                if seen is not None and _parse(seen).get("token") == self.rec["token"]:
+                    self.path.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager

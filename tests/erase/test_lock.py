@@ -261,3 +261,23 @@ def test_two_takeovers_of_one_stale_lock_one_wins(kind, tmp_path, request, monke
     assert json.loads(_get(where))["token"] == a.rec["token"]
     if kind == "s3":   # the conditional PUT (If-Match on the ETag) was what refused it
         assert ident_b["etag"]
+
+
+@pytest.mark.parametrize("kind", ["local", "s3"])
+def test_an_expired_holder_releasing_late_leaves_the_new_holders_lock(kind, tmp_path, request):
+    """A holds the lock; it expires; B takes it over; A's release (its finally) must not delete
+    B's lock: the delete is conditional on the copy A read being A's own."""
+    root = tmp_path / "versions" if kind == "local" else f"{request.getfixturevalue('s3_bucket')}/versions"
+    if kind == "local":
+        root.mkdir()
+    a, b = _lock._Lock(root, 3600), _lock._Lock(root, 3600)
+    a.acquire()
+    _put(a.where, {**a.rec, "expires_ts": time.time() - 1})   # A's lease ran out
+    if kind == "s3":   # A reads its own (expired) copy just before B takes it over
+        stale_copy = a._read()
+        a._read = lambda: stale_copy
+    b.acquire()
+    a.release()   # S3: its DELETE carries If-Match with the ETag of the copy it read: refused
+    assert json.loads(_get(a.where))["token"] == b.rec["token"]
+    b.release()
+    assert _get(a.where) is None
