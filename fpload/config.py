@@ -178,6 +178,13 @@ def env_gc_age_seconds() -> float:
     return _positive_float("FPLOAD_GC_AGE_HOURS", 24.0) * 3600
 
 
+def env_erase_lock_seconds() -> float:
+    """``FPLOAD_ERASE_LOCK_HOURS`` (default 24) in seconds: how long an erasure's lock on a root
+    (``ROOT/.fpload/locks/erase.json``) stays live; an older one is stale and another erasure takes
+    it over. Set it above the longest erasure you run, e.g. ``FPLOAD_ERASE_LOCK_HOURS=48``."""
+    return _positive_float("FPLOAD_ERASE_LOCK_HOURS", 24.0) * 3600
+
+
 def configs_root() -> Path:
     """The folder of the bundled configs: ``fpload/configs`` of the installed package (a wheel, or
     an editable install's build), else the source checkout's ``configs/`` (the same files).

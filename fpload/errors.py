@@ -125,3 +125,8 @@ class RecordError(DataError):
     """A biometric record (an ANSI/NIST-ITL transaction, an ISO/IEC 19794-4 finger image record) is
     truncated, has wrong lengths, an unknown record type, a missing or bad field, or an image that
     does not decode; the message names the file and the record."""
+
+
+class RootLockedError(FploadError, BlockingIOError):
+    """Another erasure holds a version root's erasure lock (``ROOT/.fpload/locks/erase.json``); the
+    message names the lock, its holder and its age, and ``--break-lock`` (exit code 1)."""

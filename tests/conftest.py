@@ -23,6 +23,11 @@ _rspec = importlib.util.spec_from_file_location("fpload_tests_ray_fixture", Path
 _rf = sys.modules[_rspec.name] = importlib.util.module_from_spec(_rspec)
 _rspec.loader.exec_module(_rf)
 ray_cluster = _rf.ray_cluster
+# the session's GCS emulator (tests/gcs_fixture.py): fixtures gcs_endpoint, gcs_bucket
+_gspec = importlib.util.spec_from_file_location("fpload_tests_gcs_fixture", Path(__file__).with_name("gcs_fixture.py"))
+_gf = sys.modules[_gspec.name] = importlib.util.module_from_spec(_gspec)
+_gspec.loader.exec_module(_gf)
+gcs_endpoint, gcs_bucket = _gf.gcs_endpoint, _gf.gcs_bucket
 
 
 def pytest_collection_modifyitems(config, items):
@@ -143,3 +148,10 @@ def s3_bucket(s3_endpoint):
     fs, path = filesystem(url)
     fs.mkdir(path)
     return url
+
+
+@pytest.fixture(params=["s3", "gs"])
+def store_bucket(request):
+    """A fresh, empty bucket on each object store the session serves: ``s3://…`` (moto) and ``gs://…``
+    (the GCS emulator); tests taking it run once per store."""
+    return request.getfixturevalue({"s3": "s3_bucket", "gs": "gcs_bucket"}[request.param])

@@ -37,6 +37,11 @@ def erase_command(
                                                "versioning: also delete the noncurrent versions and delete markers "
                                                "of the old versions' objects (needs s3:DeleteObjectVersion; refused "
                                                "under object lock)."),
+    break_lock: bool = typer.Option(False, "--break-lock", help="Take over the erasure lock of a root "
+                                    "(ROOT/.fpload/locks/erase.json) that another erasure holds: only when that "
+                                    "process is known to be dead (the refusal names its host, pid and age). A lock "
+                                    "older than FPLOAD_ERASE_LOCK_HOURS (24) is stale and taken over without it. "
+                                    "Example: fpload erase --subject S17 ... --break-lock"),
     receipt: Optional[Path] = typer.Option(None, "--receipt", help="Also write the receipt here (it is always written "
                                            "to ROOT/.fpload/receipts/ID.json). Example: --receipt s17.json"),
     as_json: bool = typer.Option(False, "--json", help="Print the receipt as JSON on stdout."),
@@ -55,7 +60,8 @@ def erase_command(
     if reason is None:
         raise UsageError("--reason is required: say why (e.g. --reason 'consent withdrawn, ticket 4411')")
     r = erase_subject(catalog, list(root), reason=reason, subjects=list(subject), samples=list(sample), where=where,
-                      delete_sources=delete_sources, receipt=receipt, purge_object_versions=purge_object_versions)
+                      delete_sources=delete_sources, receipt=receipt, purge_object_versions=purge_object_versions,
+                      break_lock=break_lock)
     if as_json:
         typer.echo(json.dumps(r, indent=2, sort_keys=True))
         return

@@ -202,7 +202,7 @@ def _source_files(cat, uris: list[str], ids: set[str]) -> tuple[list[str], list[
 def erase_subject(catalog: str | Path, roots: list[str | Path], *, reason: str,
                   subjects: list[str] = (), samples: list[str] = (), where: str | None = None,
                   delete_sources: bool = False, receipt: str | Path | None = None,
-                  purge_object_versions: bool = False,
+                  purge_object_versions: bool = False, break_lock: bool = False,
                   who: str | None = None, query_timeout: float | None = None) -> dict[str, Any]:
     """Erase subjects / samples from ``catalog`` and every version under ``roots``; the receipt.
 
@@ -213,6 +213,9 @@ def erase_subject(catalog: str | Path, roots: list[str | Path], *, reason: str,
     the same call again after a crash completes the erasure; after success it returns the receipt.
     ``purge_object_versions`` also deletes the noncurrent versions (S3 versioning) of the old
     versions' objects in an object-store root (see :func:`fpload.erase._remote.purge_object_versions`).
+    Each root's erasure lock is held for the whole run (:mod:`fpload.erase._lock`): a second erasure
+    of a root meanwhile raises :class:`~fpload.errors.RootLockedError`; ``break_lock`` takes over a
+    lock whose holder is known to be dead (a lock past ``FPLOAD_ERASE_LOCK_HOURS`` is taken over anyway).
 
     Example::
 
@@ -235,8 +238,24 @@ def erase_subject(catalog: str | Path, roots: list[str | Path], *, reason: str,
             from fpload.erase._remote import check_root
 
             check_root(r)   # one line naming the URL: missing bucket, unreachable, refused
+            if purge_object_versions:
+                from fpload.erase._remote import check_purge_supported
+
+                check_purge_supported(r)
         elif not r.is_dir():
             raise UsageError(f"--root {r} is not a folder")
+    from fpload.erase._lock import erase_lock
+
+    # one erasure per root at a time: the lease lock ROOT/.fpload/locks/erase.json (see ._lock)
+    with erase_lock(roots, break_lock=break_lock):
+        return _erase_locked(catalog, roots, reason=reason, subjects=subjects, samples=samples, where=where,
+                             delete_sources=delete_sources, receipt=receipt,
+                             purge_object_versions=purge_object_versions, who=who, query_timeout=query_timeout)
+
+
+def _erase_locked(catalog, roots, *, reason, subjects, samples, where, delete_sources, receipt,
+                  purge_object_versions, who, query_timeout) -> dict[str, Any]:
+    """:func:`erase_subject` once the arguments are checked and the roots' locks are held."""
     from fpload.catalog._backend import is_url, safe_url
 
     # a PostgreSQL URL stays a URL: this run connects with it as given, while the journal and the

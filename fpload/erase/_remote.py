@@ -138,16 +138,36 @@ def tombstone_remote(url: str, *, version_id: str, successor: str | None, succes
 
 
 def bucket_versioning(url: str) -> bool | None:
-    """Whether the bucket of ``url`` keeps earlier versions of objects (S3 versioning enabled);
-    None when the store cannot say (not S3, or the credentials may not read the setting)."""
+    """Whether the bucket of ``url`` keeps earlier versions of objects (S3 versioning, GCS object
+    versioning); None when the store cannot say (another store, or the credentials may not read the
+    setting)."""
     fs, path = filesystem(url)
+    bucket = path.strip("/").split("/", 1)[0]
     probe = getattr(fs, "is_bucket_versioned", None)
-    if probe is None:
-        return None
     try:
-        return bool(probe(path.strip("/").split("/", 1)[0]))
+        if probe is not None:
+            return bool(probe(bucket))
+        if _protocol(fs) in ("gs", "gcs"):   # the GCS bucket resource has versioning.enabled when it is on
+            return bool((fs.info(bucket).get("versioning") or {}).get("enabled"))
     except Exception:  # noqa: BLE001 -- a refused GetBucketVersioning: unknown, said so in the receipt
         return None
+    return None
+
+
+def _protocol(fs: Any) -> str:
+    return fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+
+
+def check_purge_supported(root: str) -> None:
+    """Raise UsageError unless ``--purge-object-versions`` can act on ``root`` (an S3 root): on
+    another store it would delete nothing and the receipt would say no noncurrent version was left."""
+    from fpload.errors import UsageError
+
+    fs, _ = filesystem(root)
+    if getattr(fs, "call_s3", None) is None:
+        raise UsageError(f"--purge-object-versions works on S3 roots only, not {root}; on GCS delete the "
+                         "noncurrent generations with the store's tools (gcloud storage rm --all-versions) or a "
+                         "lifecycle rule")
 
 
 def purge_object_versions(url: str) -> int:

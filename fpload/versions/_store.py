@@ -2,9 +2,11 @@
 
 A *location* is a string or path. Local paths and ``file://`` URLs are served by the local code
 (folders, renames); any other URL is an object store reached through fsspec (``s3fs`` for
-``s3://``: ``pip install fpload[s3]``). Credentials and endpoints are fsspec's: the usual
-``AWS_*`` variables or ``~/.aws`` files, and ``FSSPEC_S3_ENDPOINT_URL`` (or ``FSSPEC_S3`` as
-JSON) for an S3-compatible server.
+``s3://``: ``pip install fpload[s3]``; ``gcsfs`` for ``gs://``: ``pip install fpload[gcs]``).
+Credentials and endpoints are fsspec's: for S3 the usual ``AWS_*`` variables or ``~/.aws`` files,
+and ``FSSPEC_S3_ENDPOINT_URL`` (or ``FSSPEC_S3`` as JSON) for an S3-compatible server; for GCS
+``GOOGLE_APPLICATION_CREDENTIALS`` or gcloud's application-default credentials (``FSSPEC_GS_TOKEN``
+names a token file, or ``anon``), and ``STORAGE_EMULATOR_HOST`` for a GCS-compatible server.
 
 Every failure of the store becomes one :class:`fpload.errors.StoreError` line naming the URL:
 unreachable endpoint, refused credentials, missing bucket.
@@ -69,15 +71,33 @@ def filesystem(url: str):
     except ImportError:  # pragma: no cover - fsspec ships with fpload's dependencies
         raise StoreError(f"{url}: fsspec is not installed (pip install fpload[s3])") from None
     fsspec.config.set_conf_env(fsspec.config.conf)
+    _quiet_store_loggers()
     try:
         fs, path = fsspec.core.url_to_fs(url)
     except ImportError as err:
         raise StoreError(f"{url}: the file system of this URL is not installed ({err}); for s3:// "
-                         "install fpload[s3]") from None
+                         "install fpload[s3], for gs:// fpload[gcs]") from None
     except ValueError as err:
         raise StoreError(f"{url}: not a store URL fsspec knows ({err})") from None
     fs.invalidate_cache()  # listings are re-read: another process may have published meanwhile
     return fs, path
+
+
+class _QuietRetries:
+    """A logging filter for gcsfs's logger: its "out of retries" / "non-retriable" records carry a
+    traceback, while fpload reports the same failure as one :class:`StoreError` line."""
+
+    def filter(self, record) -> bool:
+        msg = str(record.msg)
+        return not ("out of retries on exception" in msg or "non-retriable exception" in msg)
+
+
+def _quiet_store_loggers() -> None:
+    import logging
+
+    log = logging.getLogger("gcsfs")
+    if not any(isinstance(f, _QuietRetries) for f in log.filters):
+        log.addFilter(_QuietRetries())
 
 
 def _reason(err: BaseException) -> str:
@@ -88,7 +108,11 @@ def _reason(err: BaseException) -> str:
         return "the bucket does not exist"
     if isinstance(err, PermissionError) or any(k in low for k in ("invalidaccesskeyid", "signaturedoesnotmatch",
                                                                   "access denied", "accessdenied", "forbidden",
-                                                                  "unable to locate credentials")):
+                                                                  "unable to locate credentials",
+                                                                  # gcsfs / google-auth
+                                                                  "invalid credentials", "unauthorized",
+                                                                  "invalid_grant", "credentials were not found",
+                                                                  "defaultcredentialserror", "does not have storage.")):
         return f"access refused, check the credentials ({text[:200]})"
     if "connect" in name.lower() or "could not connect" in low or "connection" in low:
         return f"the endpoint cannot be reached ({text[:200]})"

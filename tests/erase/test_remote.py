@@ -84,8 +84,15 @@ def s3_world(tmp_path, s3_bucket, monkeypatch):
     return make_remote_world(tmp_path, f"{s3_bucket}/versions")
 
 
-def test_erase_a_subject_from_two_s3_versions(s3_world, tmp_path, capsys):
-    world = s3_world
+@pytest.fixture()
+def store_world(tmp_path, store_bucket, monkeypatch):
+    """As ``s3_world``, once on S3 (moto) and once on GCS (the emulator)."""
+    monkeypatch.setenv("FPLOAD_ERASE_STATE_DIR", str(tmp_path / "state"))
+    return make_remote_world(tmp_path, f"{store_bucket}/versions")
+
+
+def test_erase_a_subject_from_two_s3_versions(store_world, tmp_path, capsys):
+    world = store_world
     old = {n: basename(u) for n, u in world["versions"].items()}
     code = main(["erase", "--subject", "S001", "--reason", "consent withdrawn (ticket 4411)", "--catalog",
                  str(world["catalog"]), "--root", world["root"], "--json"])
@@ -93,6 +100,7 @@ def test_erase_a_subject_from_two_s3_versions(s3_world, tmp_path, capsys):
     assert code == 0, err
     r = json.loads(out)
     assert {v["version_id"] for v in r["versions"]} == set(old.values())
+    # S3 answers GetBucketVersioning, GCS the bucket's versioning.enabled: off here
     assert all("current objects deleted" in v["deletion"] and v["bucket_versioning"] is False for v in r["versions"])
     _check_successors(world, r, tmp_path)
     # the old versions' prefixes hold their tombstone only; the successors are listed, the old ones not
@@ -155,8 +163,8 @@ def test_the_loader_reads_an_s3_successor(s3_world, tmp_path, monkeypatch):
     assert seen == open_version(url).counts["train"]
 
 
-def test_verify_finds_a_copy_left_in_the_store(s3_world, tmp_path):
-    world = s3_world
+def test_verify_finds_a_copy_left_in_the_store(store_world, tmp_path):
+    world = store_world
     ref = Path(world["local"]["png"])
     before = version_content(ref)
     sid = sorted(subject_samples(before, "S001"))[0]
@@ -171,13 +179,15 @@ def test_verify_finds_a_copy_left_in_the_store(s3_world, tmp_path):
     assert member_ref(image) in {h for s in r["samples"] for h in s["members"].values()}
 
 
-def test_erase_names_a_missing_bucket_in_one_line(s3_endpoint, tmp_path, capsys):
+@pytest.mark.parametrize("scheme", ["s3", "gs"])
+def test_erase_names_a_missing_bucket_in_one_line(scheme, tmp_path, capsys, request):
     from fpload.testing import make_captures as caps
 
+    request.getfixturevalue({"s3": "s3_endpoint", "gs": "gcs_endpoint"}[scheme])
     cat = open_catalog(tmp_path / "cat.duckdb")
     cat.ingest(caps(tmp_path / "caps", subjects=2, fingers=1, impressions=1))
     cat.close()
-    root = f"s3://fpload-missing-{uuid.uuid4().hex[:8]}/versions"
+    root = f"{scheme}://fpload-missing-{uuid.uuid4().hex[:8]}/versions"
     code = main(["erase", "--subject", "S001", "--reason", "consent withdrawn", "--catalog",
                  str(tmp_path / "cat.duckdb"), "--root", root])
     err = capsys.readouterr().err
@@ -333,3 +343,26 @@ def test_purge_object_versions_leaves_only_the_tombstone(tmp_path, s3_bucket, mo
         assert history(prefix) == [prefix + formats.TOMBSTONE_NAME]
         assert v["noncurrent_versions_deleted"] > 0 and v["bucket_versioning"] is True
     assert "WARNING" not in err
+
+
+def test_gcs_bucket_versioning_is_read_and_purge_is_refused_there(gcs_bucket, tmp_path, monkeypatch, capsys):
+    """GCS object versioning keeps deleted objects as noncurrent generations: fpload reads the bucket's
+    ``versioning.enabled``; ``--purge-object-versions`` (S3 only) is refused before anything runs
+    rather than reporting that nothing was left."""
+    from fpload.erase._remote import bucket_versioning
+
+    fs, path = filesystem(gcs_bucket)
+    assert bucket_versioning(f"{gcs_bucket}/versions") is False
+    real = fs.info
+    monkeypatch.setattr(fs, "info", lambda p, **kw: {**real(p, **kw), "versioning": {"enabled": True}}
+                        if p.strip("/") == path.strip("/") else real(p, **kw))
+    assert bucket_versioning(f"{gcs_bucket}/versions") is True
+    monkeypatch.undo()
+    monkeypatch.setenv("FPLOAD_ERASE_STATE_DIR", str(tmp_path / "state"))
+    cat = open_catalog(tmp_path / "cat.duckdb")
+    cat.ingest(make_captures(tmp_path / "caps", subjects=2, fingers=1, impressions=1))
+    cat.close()
+    code = main(["erase", "--subject", "S001", "--reason", "consent withdrawn", "--catalog", str(tmp_path / "cat.duckdb"),
+                 "--root", f"{gcs_bucket}/versions", "--purge-object-versions"])
+    err = capsys.readouterr().err
+    assert code == 2 and "S3 roots only" in err and gcs_bucket in err and err.count("\n") == 1

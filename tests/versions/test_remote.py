@@ -1,4 +1,5 @@
-"""Versions on an object store: a real S3-compatible server (moto) reached through s3fs."""
+"""Versions on an object store: a real S3-compatible server (moto) reached through s3fs, and a
+GCS-compatible one (gcp-storage-emulator) through gcsfs; the tests taking ``store_bucket`` run on both."""
 
 from __future__ import annotations
 
@@ -27,16 +28,16 @@ def _objects(url: str) -> dict[str, int]:
     return {k[len(path.rstrip('/')) + 1:]: v["size"] for k, v in fs.find(path, detail=True).items()}
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
+def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", "import sys; from fpload.cli import main; sys.exit(main())", *args],
                           capture_output=True, text=True, timeout=180,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
+                          env={**os.environ, **(env or {}), "PYTHONPATH": str(REPO)})
 
 
 @pytest.fixture()
-def remote(catalog, s3_bucket):
-    """A version packed to s3://BUCKET/versions/v; ``(PackResult, root URL)``."""
-    root = f"{s3_bucket}/versions"
+def remote(catalog, store_bucket):
+    """A version packed to s3://BUCKET/versions/v (and gs://…); ``(PackResult, root URL)``."""
+    root = f"{store_bucket}/versions"
     return pack_version(catalog, out=root, name="v", where="consent", config=CFG), root
 
 
@@ -73,14 +74,14 @@ def test_list_show_verify_an_s3_version(remote):
     assert json.loads(out.stdout)["path"] == res.path
 
 
-def test_the_cli_packs_to_s3(catalog, s3_bucket, tmp_path):
+def test_the_cli_packs_to_s3(catalog, store_bucket, tmp_path):
     catalog.close()
     out = _cli("pack", "--catalog", str(tmp_path / "cat.duckdb"), "--where", "consent", "--out",
-               f"{s3_bucket}/versions", "--name", "cli", "--json")
+               f"{store_bucket}/versions", "--name", "cli", "--json")
     assert out.returncode == 0, out.stderr
     got = json.loads(out.stdout)
-    assert got["created"] and got["path"].startswith(f"{s3_bucket}/versions/cli/")
-    assert [v.id for v in list_versions(f"{s3_bucket}/versions")] == [got["version_id"]]
+    assert got["created"] and got["path"].startswith(f"{store_bucket}/versions/cli/")
+    assert [v.id for v in list_versions(f"{store_bucket}/versions")] == [got["version_id"]]
 
 
 def _epoch(path, **kw):
@@ -165,17 +166,15 @@ def test_an_edited_manifest_is_not_published(remote):
         open_version(res.path)
 
 
-def test_a_killed_packer_leaves_nothing_published_and_gc_collects_it(catalog, s3_bucket, monkeypatch):
-    import s3fs
-
-    root = f"{s3_bucket}/versions"
+def test_a_killed_packer_leaves_nothing_published_and_gc_collects_it(catalog, store_bucket, monkeypatch):
+    root = f"{store_bucket}/versions"
     kept = pack_version(catalog, out=root, name="kept", where="consent", config=CFG)
 
     def die(*args, **kwargs):
         raise RuntimeError("killed")  # the packer dies just before its commit point
 
-    fs, _ = filesystem(root)  # the instance s3fs caches and the packer uses
-    assert isinstance(fs, s3fs.S3FileSystem)
+    fs, _ = filesystem(root)  # the instance s3fs/gcsfs caches and the packer uses
+    assert fs is filesystem(root)[0] and fs.protocol[0] == store_bucket.split(":")[0]
     with monkeypatch.context() as m:
         m.setattr(fs, "pipe_file", die)
         with pytest.raises(StoreError, match="killed"):
@@ -212,3 +211,57 @@ def test_missing_bucket_and_unreachable_endpoint_are_one_line(s3_endpoint, monke
     out = _cli("versions", "show", "s3://bucket/versions/v")
     assert out.returncode == 1 and out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
     assert "s3://bucket/versions/v" in out.stderr and "cannot be reached" in out.stderr
+
+
+def test_gs_missing_bucket_and_unreachable_emulator_are_one_line(gcs_endpoint, monkeypatch):
+    root = "gs://fpload-no-such-bucket/versions"
+    with pytest.raises(StoreError, match="fpload-no-such-bucket.* does not exist") as err:
+        list_versions(root)
+    assert "\n" not in str(err.value)
+    for verb in (["versions", "list", root], ["versions", "gc", root], ["versions", "show", f"{root}/v"]):
+        out = _cli(*verb)
+        assert out.returncode == 1 and out.stderr.startswith("fpload: error: ") and out.stderr.count("\n") == 1, \
+            out.stderr
+        assert root in out.stderr and "does not exist" in out.stderr and "Traceback" not in out.stderr
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = _cli("versions", "show", "gs://bucket/versions/v", env={"STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{port}"})
+    assert out.returncode == 1 and out.stderr.count("\n") == 1 and "Traceback" not in out.stderr, out.stderr
+    assert "gs://bucket/versions/v" in out.stderr and "cannot be reached" in out.stderr
+
+
+def _gcs_refusals():
+    """The shapes gcsfs and google-auth give a refused or missing GCS credential (the emulator
+    checks none, so these are built as the libraries raise them)."""
+    from gcsfs.retry import HttpError
+    from google.auth.exceptions import DefaultCredentialsError, RefreshError
+
+    return [HttpError({"code": 401, "message": "Invalid Credentials"}),
+            HttpError({"code": 403, "message": "anon@x does not have storage.objects.list access to the bucket."}),
+            OSError("Forbidden: b/team-data/o\nsa@p.iam does not have storage.objects.get access"),
+            DefaultCredentialsError("Your default credentials were not found. To set up Application Default "
+                                    "Credentials, see https://cloud.google.com/docs/authentication"),
+            RefreshError("invalid_grant: Token has been expired or revoked.")]
+
+
+def test_property_gcs_credential_refusals_are_one_line_naming_the_url():
+    pytest.importorskip("gcsfs")
+    from hypothesis import given, settings, strategies as st
+
+    from fpload.versions._store import store_errors
+
+    @settings(max_examples=30, deadline=None)
+    @given(st.sampled_from(range(len(_gcs_refusals()))), st.from_regex(r"[a-z][a-z0-9-]{2,20}", fullmatch=True),
+           st.lists(st.sampled_from(["v", "thumbs", "6aac", "x y"]), max_size=3))
+    def run(i, bucket, parts):
+        url = "/".join([f"gs://{bucket}", *parts])
+        with pytest.raises(StoreError) as err:
+            with store_errors(url, "listing versions"):
+                raise _gcs_refusals()[i]
+        msg = str(err.value)
+        assert msg.startswith(f"{url}: listing versions: access refused, check the credentials") and "\n" not in msg
+
+    run()
