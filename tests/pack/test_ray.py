@@ -147,18 +147,101 @@ def test_failed_ray_pack_publishes_nothing(tmp_path, ray_cluster):
     cat.close()
 
 
-@pytest.mark.ray
-def test_ray_pack_to_an_object_store(tmp_path, catalog, ray_cluster, s3_bucket):
-    """--out s3://…: the tasks write into the local staging folder, the driver uploads, manifest last."""
-    from fpload.versions import open_version
+def _store_objects(url: str) -> dict[str, int]:
+    from fpload.versions._store import filesystem
 
-    cfg = PackConfig(encoding="raw-lz4", shard_max_samples=9)
-    local = pack_version(catalog, out=tmp_path / "local", name="v", where="consent", config=cfg)
+    fs, path = filesystem(url)
+    return {k[len(path) + 1:]: int(v["size"]) for k, v in fs.find(path, detail=True).items()}
+
+
+@pytest.mark.ray
+def test_ray_pack_to_an_object_store(tmp_path, catalog, ray_cluster, s3_bucket, monkeypatch):
+    """--out s3://…: the tasks stream their shards to a temporary prefix of the store, the driver
+    copies them server-side, uploads its own files, manifest last: the same id and the same bytes
+    as a local pack; the driver's staging folder never holds a shard and no prefix is left."""
+    from fpload.pack import _remote, _shard
+    from fpload.versions import open_version
+    from fpload.versions._store import filesystem
+
+    def no_shards_here(*args, **kwargs):
+        raise AssertionError("the driver wrote a shard")
+
+    # the driver never writes a shard (the Ray workers are other processes, with the real writer)
+    monkeypatch.setattr(_shard.ShardWriter, "__init__", no_shards_here)
+    seen = {}
+    real_upload = _remote.upload_version
+
+    def upload(local, root, name, version_id, shards=None):
+        seen["local"] = sorted(p.name for p in local.rglob("*.tar")) + sorted(p.name for p in local.rglob("*.idx"))
+        seen["tmp"] = _store_objects(shards.url)  # what the tasks wrote, before the copies
+        return real_upload(local, root, name, version_id, shards)
+
+    monkeypatch.setattr(_remote, "upload_version", upload)
+    cfg = PackConfig(encoding="raw-lz4", shard_max_samples=9, shard_max_mb=0.05)  # round two too
     res = pack_version(catalog, out=f"{s3_bucket}/versions", name="v", where="consent", config=cfg, engine="ray")
+    monkeypatch.undo()
+    local = pack_version(catalog, out=tmp_path / "local", name="v", where="consent", config=cfg)
     assert res.version_id == local.version_id and res.path == f"{s3_bucket}/versions/v/{local.version_id}"
+    assert res.created and len(local.manifest["shards"]) > 3
+    assert seen["local"] == []  # the driver's staging folder (under $TMPDIR) held no shard
+    assert any(k.startswith("shards/~part-") for k in seen["tmp"])  # the tasks wrote to the store
+    files = _files(local.path)
+    objects = _store_objects(f"{s3_bucket}/versions/v")
+    assert sorted(objects) == sorted(f"{local.version_id}/{k}" for k in files)  # no .tmp- prefix left
+    fs, path = filesystem(res.path)
+    for name, data in files.items():
+        if name != "manifest.json":
+            assert fs.cat_file(f"{path}/{name}") == data, name
     remote = open_version(res.path)
-    assert remote.manifest["shards"] == local.manifest["shards"]
-    assert remote.manifest["features"] == local.manifest["features"]
+    local_m, remote_m = dict(local.manifest), dict(remote.manifest)
+    local_m.pop("created_at"), remote_m.pop("created_at")
+    assert remote_m == local_m
+
+
+@pytest.mark.ray
+def test_failed_ray_pack_to_a_store_publishes_nothing_and_removes_its_prefix(catalog, ray_cluster, s3_bucket,
+                                                                               monkeypatch):
+    """A shard task that fails on every try (an OSError, retried) fails the pack with one line;
+    nothing is published, the shards other tasks had written are removed with the temporary
+    prefix; a prefix whose removal failed is what `fpload versions gc` finds and deletes."""
+    from fpload.pack import _ray as pack_ray, _remote
+    from fpload.versions._gc import collect_garbage
+
+    real = pack_ray._shard_task
+
+    def flaky(rows, settings, job, compute, shard_dir, stem, max_bytes):  # pickled by value into Ray
+        if stem == "~part-000003":
+            raise OSError("injected: connection reset by the store")
+        return real(rows, settings, job, compute, shard_dir, stem, max_bytes)
+
+    monkeypatch.setattr(pack_ray, "_shard_task", flaky)
+    removed = []
+    real_remove = _remote.StoreShards.remove
+
+    def remove(self):
+        removed.append(sorted(_store_objects(self.url)))
+        real_remove(self)
+
+    monkeypatch.setattr(_remote.StoreShards, "remove", remove)
+    root = f"{s3_bucket}/versions"
+    cfg = PackConfig(encoding="raw", shard_max_samples=5, features={"enabled": False})
+    with pytest.raises(EngineError, match="shard task 3 failed on Ray .*injected") as info:
+        pack_version(catalog, out=root, name="v", where="consent", config=cfg, engine="ray")
+    assert "\n" not in str(info.value)
+    assert len(removed) == 1 and any(k.endswith(".tar") for k in removed[0])  # there was something to remove
+    assert _store_objects(root) == {}
+    # the same failure when the removal fails too (the driver died): gc finds the prefix
+    monkeypatch.setattr(_remote.StoreShards, "remove", lambda self: None)
+    with pytest.raises(EngineError):
+        pack_version(catalog, out=root, name="v", where="consent", config=cfg, engine="ray")
+    left = _store_objects(root)
+    assert left and all(k.startswith("v/.tmp-") and "/shards/" in k for k in left)
+    assert collect_garbage(root) == []  # a live pack of this host and pid, and younger than the age
+    found = collect_garbage(root, min_age_s=0)  # dry run
+    assert len(found) == 1 and "/v/.tmp-" in found[0].prefix and found[0].objects == len(left)
+    assert not found[0].removed and _store_objects(root) == left
+    assert collect_garbage(root, min_age_s=0, delete=True)[0].removed
+    assert _store_objects(root) == {}
 
 
 @pytest.mark.ray
