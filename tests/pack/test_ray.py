@@ -76,6 +76,41 @@ def test_cut_shards_matches_real_shard_writers(samples, max_samples, max_bytes):
     assert {a for a, _ in coarse} <= starts
 
 
+@settings(max_examples=25, deadline=None)
+@given(samples=st.lists(st.lists(st.binary(max_size=1500), min_size=1, max_size=3), min_size=1, max_size=6),
+       abort_after=st.one_of(st.none(), st.integers(0, 6)))
+def test_a_shard_streamed_to_a_store_is_the_local_shard(s3_endpoint, samples, abort_after):
+    """What a Ray task of an s3:// pack streams to the store (ShardWriter with an fsspec file system)
+    is byte for byte the local shard and index, with the same ShardInfo; an aborted one (a byte cut,
+    a failure) leaves no object."""
+    import uuid
+
+    from fpload.versions._store import filesystem
+
+    fs, _ = filesystem("s3://x")
+    bucket = f"fpload-prop-{uuid.uuid4().hex[:10]}"
+    fs.mkdir(bucket)
+    with tempfile.TemporaryDirectory() as tmp:
+        local = ShardWriter(Path(tmp) / "~part-000000", "train")
+        remote = ShardWriter(f"{bucket}/v/.tmp-h-1-abc/shards/~part-000000", "train", fs=fs)
+        for i, lens in enumerate(samples):
+            if abort_after is not None and i == abort_after:
+                break
+            members = [(f"m{j}", data) for j, data in enumerate(lens)]
+            local.add(f"k{i}", members)
+            remote.add(f"k{i}", members)
+        if abort_after is not None:
+            remote.abort()
+            assert fs.find(bucket) == []
+            local.abort()
+            return
+        info = local.close()
+        assert remote.close() == info and remote.index_bytes == len((Path(tmp) / info.index_file).read_bytes())
+        base = f"{bucket}/v/.tmp-h-1-abc/shards"
+        assert fs.cat_file(f"{base}/{info.file}") == (Path(tmp) / info.file).read_bytes()
+        assert fs.cat_file(f"{base}/{info.index_file}") == (Path(tmp) / info.index_file).read_bytes()
+
+
 def test_engine_and_address_are_checked(tmp_path, catalog):
     with pytest.raises(UsageError, match="engine 'spark' is not one of local, ray"):
         pack_version(catalog, out=tmp_path / "out", name="v", where="consent", engine="spark")
@@ -174,6 +209,7 @@ def test_ray_pack_to_an_object_store(tmp_path, catalog, ray_cluster, s3_bucket, 
     def upload(local, root, name, version_id, shards=None):
         seen["local"] = sorted(p.name for p in local.rglob("*.tar")) + sorted(p.name for p in local.rglob("*.idx"))
         seen["tmp"] = _store_objects(shards.url)  # what the tasks wrote, before the copies
+        seen["sources"] = {src for src, _ in shards.sources.values()}
         return real_upload(local, root, name, version_id, shards)
 
     monkeypatch.setattr(_remote, "upload_version", upload)
@@ -185,6 +221,13 @@ def test_ray_pack_to_an_object_store(tmp_path, catalog, ray_cluster, s3_bucket, 
     assert res.created and len(local.manifest["shards"]) > 3
     assert seen["local"] == []  # the driver's staging folder (under $TMPDIR) held no shard
     assert any(k.startswith("shards/~part-") for k in seen["tmp"])  # the tasks wrote to the store
+    # every published shard came from there (round two's under their true names); besides them only
+    # whole provisional shards (ranges shifted by an earlier byte cut): a task that met a byte cut
+    # discarded its upload, no lone .tar
+    assert seen["sources"] <= set(seen["tmp"]) and any(not k.startswith("shards/~part-") for k in seen["sources"])
+    extra = {k.rsplit(".", 1)[0] for k in set(seen["tmp"]) - seen["sources"]}
+    assert all(k.startswith("shards/~part-") for k in extra)
+    assert set(seen["tmp"]) - seen["sources"] == {k + s for k in extra for s in (".tar", ".idx")}
     files = _files(local.path)
     objects = _store_objects(f"{s3_bucket}/versions/v")
     assert sorted(objects) == sorted(f"{local.version_id}/{k}" for k in files)  # no .tmp- prefix left
