@@ -5,8 +5,14 @@ The Ray tests share one local cluster (tests/ray_fixture.py) and stay small: ten
 """
 
 import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -297,3 +303,80 @@ def test_ray_pack_with_any_split_names(tmp_path, catalog, ray_cluster):
     on_ray = pack_version(catalog, out=tmp_path / "ray", name="v", where="consent", config=cfg, engine="ray")
     assert on_ray.version_id == local.version_id
     _assert_same_version(local.path, on_ray.path)
+
+
+# -- a cluster started by `ray start --head`, reached with --address HOST:PORT ------------------
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _cli(*args: str, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", "import sys; from fpload.cli import main; sys.exit(main())", *args],
+                          capture_output=True, text=True, timeout=300, env=env)
+
+
+@pytest.fixture()
+def ray_head(tmp_path):
+    """A one-CPU Ray head of its own (`ray start --head --block` on 127.0.0.1, free ports, token
+    authentication with a token of its own, a short --temp-dir: Ray limits socket paths), in its own
+    process group, which is what is stopped at the end (`ray stop` would stop every Ray cluster of
+    this machine); yields ``(address, env)``, the environment a client needs to reach it."""
+    pytest.importorskip("ray")
+    ray_cli = Path(sys.executable).with_name("ray")
+    port = _free_port()
+    temp = Path(tempfile.mkdtemp(prefix="fpr", dir="/tmp"))
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
+    log = tmp_path / "ray-head.log"
+    head_env = {**env, "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}  # SIGTERM stops it at once, no 30 s drain
+    with open(log, "w") as out:
+        head = subprocess.Popen([str(ray_cli), "start", "--head", f"--port={port}", "--num-cpus=1",
+                                 "--node-ip-address=127.0.0.1", "--include-dashboard=false", "--disable-usage-stats",
+                                 f"--temp-dir={temp}", f"--ray-client-server-port={_free_port()}",
+                                 f"--dashboard-agent-listen-port={_free_port()}", "--block"],
+                                stdout=out, stderr=subprocess.STDOUT, env=head_env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120  # a wait bound, not an assertion on speed
+        while "Ray runtime started" not in log.read_text():
+            if head.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"`ray start --head` did not start (exit {head.poll()}): {log.read_text()[-2000:]}")
+            time.sleep(0.5)
+        yield f"127.0.0.1:{port}", env
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)  # the head's own group only
+        try:
+            head.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait()
+        try:  # its children got the group's SIGTERM too; stragglers get a SIGKILL
+            os.killpg(head.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        import shutil
+
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.mark.ray
+def test_cli_pack_on_a_cluster_started_by_ray_start(tmp_path, ray_head):
+    """`fpload pack --engine ray --address 127.0.0.1:PORT` (a separate process, as a user runs it)
+    on a cluster started by `ray start --head`: the local pack's version id."""
+    address, env = ray_head
+    meta = make_captures(tmp_path / "caps", subjects=3, fingers=2, impressions=1, seed=5)
+    cat = open_catalog(tmp_path / "cat.duckdb")
+    cat.ingest(meta)
+    cfg = PackConfig(encoding="png", shard_max_samples=2, features={"enabled": False})
+    local = pack_version(cat, out=tmp_path / "local", name="v", where="consent", config=cfg)
+    cat.close()
+    (tmp_path / "pack.yaml").write_text("encoding: png\nshard_max_samples: 2\nfeatures:\n  enabled: false\n")
+    out = _cli("pack", "--where", "consent", "--catalog", str(tmp_path / "cat.duckdb"), "--config",
+               str(tmp_path / "pack.yaml"), "--out", str(tmp_path / "ray"), "--name", "v", "--engine", "ray",
+               "--address", address, "--json", env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    got = json.loads(out.stdout)
+    assert got["version_id"] == local.version_id and len(local.manifest["shards"]) > 1
+    _assert_same_version(local.path, Path(got["path"]))
