@@ -34,7 +34,7 @@ EngineOpt = typer.Option(None, "--engine", help="Where the work runs: local (pro
                          "(tasks on a Ray cluster, `pip install fpload[ray]`); default FPLOAD_ENGINE or local. "
                          "Same result either way, e.g. --engine ray --address auto.")
 AddressOpt = typer.Option(None, "--address", help="Ray cluster with --engine ray: auto (one started here by "
-                          "`ray start --head`), ray://HOST:10001, or unset for RAY_ADDRESS or a new local "
+                          "`ray start --head`), HOST:PORT (a head's address), ray://HOST:10001, or unset for RAY_ADDRESS or a new local "
                           "instance.")
 
 

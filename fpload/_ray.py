@@ -16,6 +16,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import deque
 from typing import Any, Callable, Iterable, Iterator
@@ -29,6 +30,11 @@ ENGINES = ("local", "ray")
 TASK_RETRIES = 3
 #: seconds the driver waits for cancelled tasks to stop before it removes their temporary files
 CANCEL_WAIT_S = 60.0
+#: Ray's own settings that bound connecting to an explicit ``HOST:PORT`` (not ``ray://``): one
+#: attempt (``ray._private.node._init_gcs_client`` makes 20 by default) whose cluster-id request
+#: waits 5 s (30 by default); with the 5 s channel and pubsub waits it is ~15 s, where Ray's
+#: defaults take ~10 minutes to give up on an unused port. A value set in the environment wins.
+CONNECT_BOUNDS = {"RAY_gcs_server_port_wait_time_s": "1", "RAY_py_gcs_connect_timeout_s": "5"}
 
 
 def check_engine(engine: str, address: str | None = None) -> str:
@@ -65,15 +71,41 @@ def connect(address: str | None = None) -> Any:
     ray = import_ray()
     if ray.is_initialized():
         return ray
+    explicit = address not in (None, "auto") and not str(address).startswith("ray://")
     try:
-        ray.init(address=address, include_dashboard=False, logging_level="ERROR",
-                 log_to_driver=False, configure_logging=False)
+        with _bounded(CONNECT_BOUNDS if explicit else {}):
+            ray.init(address=address, include_dashboard=False, logging_level="ERROR",
+                     log_to_driver=False, configure_logging=False)
     except (ConnectionError, ValueError, RuntimeError, TimeoutError) as err:
         where = address or os.environ.get("RAY_ADDRESS") or "a new local instance"
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        auth = ("; a cluster with token authentication (Ray's default) also needs RAY_AUTH_MODE=token and its "
+                "token in RAY_AUTH_TOKEN or ~/.ray/auth_token") if address is not None else ""
         raise EngineError(f"cannot connect to the Ray cluster at {where} ({first}); start one with "
-                          "`ray start --head` and pass --address auto, or give ray://HOST:10001") from None
+                          f"`ray start --head` and pass --address auto, or give ray://HOST:10001{auth}") from None
     return ray
+
+
+@contextlib.contextmanager
+def _bounded(settings: dict[str, str]) -> Iterator[None]:
+    """Ray's ``RAY_*`` settings, where the environment lacks them, while ``ray.init`` runs (then the
+    environment is as before: child processes do not inherit them)."""
+    added = {k: v for k, v in settings.items() if k not in os.environ}
+    if not added:
+        yield
+        return
+    os.environ.update(added)
+    try:
+        try:  # Ray's C++ settings were read at import: read again (Ray does the same for RAY_AUTH_MODE)
+            from ray._raylet import Config
+
+            Config.initialize("")
+        except Exception:  # noqa: BLE001 - another Ray: its defaults apply, only slower to fail
+            pass
+        yield
+    finally:
+        for k in added:
+            os.environ.pop(k, None)
 
 
 def cluster_cpus(ray: Any) -> int:

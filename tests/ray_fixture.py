@@ -20,8 +20,12 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def ray_cluster():
-    """The session's local Ray cluster (2 CPUs, no dashboard), shut down at the end; yields ``ray``."""
+def ray_cluster(s3_endpoint):
+    """The session's local Ray cluster (2 CPUs, no dashboard), shut down at the end; yields ``ray``.
+
+    Started after the session's S3 server (``s3_endpoint``, tests/conftest.py) so that its nodes'
+    environment holds that store's endpoint and credentials, as a real cluster's nodes do: Ray
+    tasks of an ``s3://`` pack write their shards to the store with those."""
     try:
         import ray
     except ImportError as err:

@@ -1,5 +1,9 @@
 """fpload._ray: retries of transient task failures, fpload's own errors passed through in one line."""
 
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -43,3 +47,41 @@ def test_transient_failures_retry_and_bad_input_fails_at_once(tmp_path, ray_clus
     with pytest.raises(EngineError, match="KeyError|a bug"):
         list(_ray.ordered_map(task, [(str(tmp_path / "f"), 99, "bug")], window=1))
     assert _calls(tmp_path / "f") == 1
+
+
+def test_connect_bounds_apply_only_while_connecting(monkeypatch):
+    """Ray's connect settings are added while ray.init runs, never over the user's, and removed after."""
+    pytest.importorskip("ray")
+    first, second = list(_ray.CONNECT_BOUNDS)
+    monkeypatch.delenv(first, raising=False)
+    monkeypatch.setenv(second, "42")
+    with _ray._bounded(_ray.CONNECT_BOUNDS):
+        assert os.environ[first] == _ray.CONNECT_BOUNDS[first] and os.environ[second] == "42"
+    assert first not in os.environ and os.environ[second] == "42"
+
+
+@pytest.mark.ray
+def test_an_address_where_no_cluster_listens_fails_in_one_line(tmp_path):
+    """`fpload pack --engine ray --address 127.0.0.1:PORT` with nothing there: fpload's one-line
+    EngineError and its exit code, no traceback; Ray's own retries (20 attempts of ~40 s by default,
+    about ten minutes) are bounded by fpload._ray.CONNECT_BOUNDS (one attempt, ~15 s)."""
+    pytest.importorskip("ray")
+    from fpload.catalog import open_catalog
+    from fpload.testing import make_captures
+
+    with socket.socket() as sock:  # a port that was free a moment ago, and is not listened on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cat = open_catalog(tmp_path / "cat.duckdb")
+    cat.ingest(make_captures(tmp_path / "caps", subjects=1, fingers=1, impressions=2, seed=3))
+    cat.close()
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", *_ray.CONNECT_BOUNDS)}
+    cli = subprocess.run([sys.executable, "-c", "import sys; from fpload.cli import main; sys.exit(main())", "pack",
+                          "--where", "consent", "--catalog", str(tmp_path / "cat.duckdb"), "--out",
+                          str(tmp_path / "out"), "--name", "v", "--engine", "ray", "--address", f"127.0.0.1:{port}"],
+                         capture_output=True, text=True, timeout=240, env=env)
+    assert cli.returncode == EngineError.exit_code and "Traceback" not in cli.stderr
+    ours = [line for line in cli.stderr.splitlines() if line.startswith("fpload: ")]
+    assert len(ours) == 1 and ours[0].startswith(f"fpload: error: cannot connect to the Ray cluster at 127.0.0.1:{port} (")
+    assert "RAY_AUTH_MODE=token" in ours[0]  # the hint for a cluster with token authentication
+    assert not (tmp_path / "out" / "v").exists() or list((tmp_path / "out" / "v").iterdir()) == []

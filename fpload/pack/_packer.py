@@ -254,7 +254,8 @@ def pack_version(catalog: Catalog, *, out: str | Path, name: str, where: str | N
                  revision: int | None = None, parent: str | Path | None = None, workers: int = 1,
                  progress: bool = False, query_timeout: float | None = None,
                  query_memory_limit: str | None = None, consent_date: date | str | None = None,
-                 engine: str = "local", address: str | None = None, reuse: bool = True) -> PackResult:
+                 engine: str = "local", address: str | None = None, reuse: bool = True,
+                 _shards_to: Any = None) -> PackResult:
     """Select samples from ``catalog`` and publish them as version ``out/name/<version_id>``.
 
     Everything is written under a temporary folder ``out/name/.tmp-HOST-PID-RANDOM`` that is
@@ -294,8 +295,10 @@ def pack_version(catalog: Catalog, *, out: str | Path, name: str, where: str | N
 
     ``engine="ray"`` encodes on a Ray cluster (``address``: ``"auto"``, ``"ray://HOST:10001"``,
     or None for Ray's default), one task per shard, writing into the same temporary folder (a
-    filesystem every node must see); the version id and files are the same as a local pack's (see
-    :mod:`fpload.pack._ray`); ``workers`` is then unused.
+    filesystem every node must see) or, for an object-store ``out``, straight to a temporary prefix
+    of the store (only the store and its credentials are shared); the version id and files are the
+    same as a local pack's (see :mod:`fpload.pack._ray`); ``workers`` is then unused.
+    (``_shards_to`` is internal: :func:`fpload.pack._remote.pack_remote` passes its store prefix.)
 
     Example::
 
@@ -359,7 +362,7 @@ def pack_version(catalog: Catalog, *, out: str | Path, name: str, where: str | N
             from fpload.pack import _ray
 
             shards, shard_of = _ray.write_shards(plan, settings, tmp / formats.SHARDS_DIR, cfg, progress,
-                                                 features, address)
+                                                 features, address, store=_shards_to)
         else:
             shards, shard_of = _write_shards(plan, settings, tmp / formats.SHARDS_DIR, cfg, workers, progress,
                                              features)

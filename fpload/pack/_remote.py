@@ -8,6 +8,13 @@ upload is never seen; ``fpload versions gc ROOT`` removes what it left. Two pack
 version write byte-identical files (the id is the hash of the content); the second to look finds
 the manifest and does nothing.
 
+With ``engine="ray"`` the shards never pass through the driver: each Ray task streams its shard
+and DALI index to a temporary prefix ``ROOT/NAME/.tmp-HOST-PID-RANDOM/shards/`` on the store
+(:class:`StoreShards`); the driver packs the rest (features, samples, manifest) locally, then
+:func:`upload_version` copies the shards server-side to ``ROOT/NAME/VERSION_ID/shards/``, uploads
+its own files, checks every object's size and writes the manifest last; the temporary prefix is
+removed whatever happens (best effort: ``fpload versions gc ROOT`` finds one a crash left).
+
 Example::
 
     res = pack_version(cat, where="consent", out="s3://team-data/versions", name="thumbs")
@@ -18,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -45,9 +53,44 @@ def _existing(fs: Any, path: str, url: str, version_id: str) -> bool:
                                "or run `fpload versions verify` on it")
 
 
-def upload_version(local: Path, root: str, name: str, version_id: str) -> tuple[str, bool]:
+@dataclass
+class StoreShards:
+    """Shards Ray tasks wrote to a temporary prefix of the store, to be published by copies.
+
+    ``url`` is ``ROOT/NAME/.tmp-HOST-PID-RANDOM`` (the local packer's temporary folder name, which
+    ``fpload versions gc`` recognises); ``sources`` maps each file's path in the version
+    (``shards/train-000000.tar``) to its path under ``url`` and its size as written.
+
+    Example::
+
+        store = StoreShards("s3://team-data/versions/thumbs/.tmp-node1-4242-0badc0de")
+        store.add("shards/train-000000.tar", "shards/~part-000000.tar", 1_048_576)
+        upload_version(local, "s3://team-data/versions", "thumbs", version_id, store)
+        store.remove()
+    """
+
+    url: str
+    sources: dict[str, tuple[str, int]] = field(default_factory=dict)
+
+    def add(self, rel: str, src: str, size: int) -> None:
+        """Publish ``url/src`` (``size`` bytes) as ``rel`` in the version."""
+        self.sources[rel] = (src, size)
+
+    def remove(self) -> None:
+        """Delete the temporary prefix (best effort: what stays is found by ``fpload versions gc``)."""
+        try:
+            fs, path = filesystem(self.url)
+            fs.rm(path, recursive=True)
+        except Exception:  # noqa: BLE001 - nothing there, or the store is gone: gc collects it
+            pass
+
+
+def upload_version(local: Path, root: str, name: str, version_id: str,
+                   shards: StoreShards | None = None) -> tuple[str, bool]:
     """Upload the packed version folder ``local`` to ``root/name/version_id``, manifest last.
 
+    ``shards``: files already in the store (written there by Ray tasks), copied server-side (no
+    bytes through this process) before the manifest; their sizes are checked like the uploads'.
     Returns the version's URL and whether this call published it (False: it was already there)."""
     url = join(root, name, version_id)
     fs, path = filesystem(url)
@@ -56,15 +99,22 @@ def upload_version(local: Path, root: str, name: str, version_id: str) -> tuple[
         if _existing(fs, path, url, version_id):
             return url, False
         files = sorted(p for p in local.rglob("*") if p.is_file() and p.name != formats.MANIFEST_NAME)
+        expected = {f.relative_to(local).as_posix(): f.stat().st_size for f in files}
+        if shards is not None:
+            _, tmp_path = filesystem(shards.url)
+            for rel, (src, size) in sorted(shards.sources.items()):
+                if rel in expected or rel == formats.MANIFEST_NAME:
+                    raise StoreError(f"{join(url, rel)}: both a Ray task and the driver wrote it; nothing was published")
+                fs.copy(f"{tmp_path}/{src}", f"{path}/{rel}")  # s3fs: CopyObject, server-side
+                expected[rel] = size
         for f in files:
             fs.put_file(str(f), f"{path}/{f.relative_to(local).as_posix()}")
         # every object is there with its size before the commit point is written
         fs.invalidate_cache(path)
         sizes = {k[len(path) + 1:]: int(v.get("size") or 0) for k, v in fs.find(path, detail=True).items()}
-        for f in files:
-            rel = f.relative_to(local).as_posix()
-            if sizes.get(rel) != f.stat().st_size:
-                raise StoreError(f"{join(url, rel)}: upload incomplete ({sizes.get(rel)} of {f.stat().st_size} "
+        for rel, size in sorted(expected.items()):
+            if sizes.get(rel) != size:
+                raise StoreError(f"{join(url, rel)}: upload incomplete ({sizes.get(rel)} of {size} "
                                  "bytes in the store); the version was not published")
         if _existing(fs, path, url, version_id):  # a concurrent packer committed meanwhile
             return url, False
@@ -94,9 +144,24 @@ def _local_parent(out: str, name: str, parent: str | Path | None) -> str | None:
 def pack_remote(pack: Callable[..., Any], catalog, *, out: str, name: str, parent: str | Path | None = None,
                 **kwargs: Any):
     """Pack with ``pack`` (:func:`fpload.pack.pack_version`) into a local temporary root, then
-    :func:`upload_version` to ``out``; the :class:`PackResult` with ``path`` the version's URL."""
+    :func:`upload_version` to ``out``; the :class:`PackResult` with ``path`` the version's URL.
+
+    With ``engine="ray"`` the Ray tasks write the shards to a temporary prefix of ``out`` instead
+    (:class:`StoreShards`), removed when this returns or fails."""
     local_parent = _local_parent(out, name, parent)
-    with tempfile.TemporaryDirectory(prefix="fpload-pack-") as tmp:
-        res = pack(catalog, out=Path(tmp), name=name, parent=local_parent, **kwargs)
-        url, created = upload_version(Path(res.path), out, name, res.version_id)
+    shards = None
+    if kwargs.get("engine") == "ray":
+        from fpload.pack._packer import _tmp_name
+
+        shards = StoreShards(join(out, name, _tmp_name()))
+        fs, path = filesystem(shards.url)
+        require_bucket(fs, path, out)  # before any task runs: one line, not a task failing four times
+        kwargs["_shards_to"] = shards
+    try:
+        with tempfile.TemporaryDirectory(prefix="fpload-pack-") as tmp:
+            res = pack(catalog, out=Path(tmp), name=name, parent=local_parent, **kwargs)
+            url, created = upload_version(Path(res.path), out, name, res.version_id, shards)
+    finally:
+        if shards is not None:
+            shards.remove()
     return dataclasses.replace(res, path=url, created=created)

@@ -7,6 +7,7 @@ import io
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 _BLOCK = tarfile.BLOCKSIZE
 _RECORD = tarfile.RECORDSIZE
@@ -86,13 +87,19 @@ class ShardWriter:
         w.info.sha256
     """
 
-    def __init__(self, stem: str | Path, split: str):
-        self.stem = Path(stem)
+    def __init__(self, stem: str | Path, split: str, fs: Any = None):
+        # ``fs``: an fsspec file system (s3fs) that ``stem``, a path in it, names: the shard is
+        # streamed to the store (a multipart upload, nothing on local disk; fpload.pack._ray)
+        self.stem = Path(stem) if fs is None else str(stem)
         self.split = split
-        self._file = open(self.stem.with_suffix(".tar"), "wb")
+        self._fs = fs
+        self._file = open(self._path(".tar"), "wb") if fs is None else fs.open(self._path(".tar"), "wb")
         self._hw = _HashingWriter(self._file)
         self._index: list[list[tuple[str, int, int, str]]] = []
         self.info: ShardInfo | None = None
+
+    def _path(self, suffix: str) -> Any:
+        return self.stem.with_suffix(suffix) if self._fs is None else self.stem + suffix
 
     @property
     def samples(self) -> int:
@@ -124,11 +131,15 @@ class ShardWriter:
         self._hw.write(b"\x00" * (2 * _BLOCK + (-end % _RECORD)))
         self._file.close()
         index_text = formats.dali_index_text(self._index).encode()
-        index_path = self.stem.with_suffix(".idx")
-        index_path.write_bytes(index_text)
+        if self._fs is None:
+            self._path(".idx").write_bytes(index_text)
+        else:
+            self._fs.pipe_file(self._path(".idx"), index_text)
+        self.index_bytes = len(index_text)
+        stem_name = self.stem.name if self._fs is None else self.stem.rsplit("/", 1)[-1]
         self.info = ShardInfo(
-            file=self.stem.name + ".tar",
-            index_file=index_path.name,
+            file=stem_name + ".tar",
+            index_file=stem_name + ".idx",
             split=self.split,
             samples=len(self._index),
             bytes=self._hw.size,
@@ -138,10 +149,24 @@ class ShardWriter:
         return self.info
 
     def abort(self) -> None:
-        """Close and delete what was written (used when packing fails)."""
-        self._file.close()
+        """Close and delete what was written (used when packing fails); on a store the upload is
+        discarded, never committed."""
+        if self._fs is None:
+            self._file.close()
+            for suffix in (".tar", ".idx"):
+                self._path(suffix).unlink(missing_ok=True)
+            return
+        discard = getattr(self._file, "discard", None)
+        if discard is not None and not self._file.closed:
+            discard()  # an s3fs file: aborts its multipart upload, writes nothing
+            self._file.closed = True  # never committed by a later close() (or __del__)
+        else:
+            self._file.close()
         for suffix in (".tar", ".idx"):
-            self.stem.with_suffix(suffix).unlink(missing_ok=True)
+            try:
+                self._fs.rm_file(self._path(suffix))
+            except FileNotFoundError:
+                pass
 
     def __enter__(self) -> "ShardWriter":
         return self

@@ -4,9 +4,12 @@ On an object store a version is published only when its ``manifest.json`` hashes
 prefix is named by (the packer writes it last). Objects under a version prefix ``[NAME/]ID/`` with
 no such manifest are leftovers of a pack that died mid-upload — once the newest of them is older
 than ``min_age_s`` (``FPLOAD_GC_AGE_HOURS``, 24 h), so a pack still uploading is left alone; the
-``tombstone.json`` an erasure leaves in place of a version is kept (:mod:`fpload.erase`). In a
-local root the leftovers are the ``NAME/.tmp-*`` folders of crashed packs (the same rule as the
-packer's own clean-up: this host's dead pid, or untouched for 24 h).
+``tombstone.json`` an erasure leaves in place of a version is kept (:mod:`fpload.erase`). The
+temporary prefixes ``[NAME/].tmp-HOST-PID-RANDOM/`` that Ray tasks write shards to
+(:mod:`fpload.pack._ray`) are leftovers once their driver is gone: a dead pid of this host, or no
+object newer than ``min_age_s``. In a local root the leftovers are the ``NAME/.tmp-*`` folders of
+crashed packs (the same rule as the packer's own clean-up: this host's dead pid, or untouched for
+24 h).
 
 Example::
 
@@ -73,6 +76,8 @@ def collect_garbage(root: str | Path, *, delete: bool = False, min_age_s: float 
     age = env_gc_age_seconds() if min_age_s is None else min_age_s
     if not is_remote(root):
         return _local(local_path(root), delete, age)
+    from fpload.pack._packer import _tmp_is_stale
+
     url = str(root).rstrip("/")
     fs, path = filesystem(url)
     require_bucket(fs, path, url)
@@ -85,17 +90,18 @@ def collect_garbage(root: str | Path, *, delete: bool = False, min_age_s: float 
             parts = key[len(base) + 1:].split("/")
             if parts[-1] == formats.TOMBSTONE_NAME:  # an erased version's record (fpload.erase), kept
                 continue
-            for depth in (0, 1):  # ROOT/NAME/ID/... or, for a name prefix, NAME/ID/...
-                if len(parts) > depth + 1 and _ID_NAME.fullmatch(parts[depth]):
+            for depth in (0, 1):  # ROOT/NAME/ID/... or, for a name prefix, NAME/ID/... (or .tmp-*)
+                if len(parts) > depth + 1 and (_ID_NAME.fullmatch(parts[depth]) or parts[depth].startswith(".tmp-")):
                     groups.setdefault("/".join(parts[:depth + 1]), []).append((key, info))
                     break
         out = []
         for rel, objs in sorted(groups.items()):
             vid = rel.rsplit("/", 1)[-1]
-            if _published(fs, f"{base}/{rel}", vid):
-                continue
             newest = max(_mtime(i) for _, i in objs)
-            if now - newest < age:
+            if vid.startswith(".tmp-"):  # a Ray pack's shards: its driver's host and pid, or the age
+                if not (_tmp_is_stale(vid, newest, now) or now - newest >= age):
+                    continue
+            elif _published(fs, f"{base}/{rel}", vid) or now - newest < age:
                 continue
             if delete:
                 fs.rm([k for k, _ in objs])
