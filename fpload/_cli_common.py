@@ -6,10 +6,11 @@ A ground-floor module of the CLI: the stage verb modules (``fpload/*/_cli.py``) 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import typer
 from rich.console import Console
@@ -41,6 +42,24 @@ AddressOpt = typer.Option(None, "--address", help="Ray cluster with --engine ray
 def print_json(obj: Any) -> None:
     """Machine-readable output of ``--json``: indented, sorted keys, to stdout."""
     sys.stdout.write(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+@contextlib.contextmanager
+def stdout_to_stderr(active: bool = True) -> Iterator[None]:
+    """Send what the work prints on stdout to stderr while ``active`` (``--json``), so stdout holds
+    the JSON only: Ray's driver prints task-retry notices on stdout from a thread of its own.
+
+    Example::
+
+        with stdout_to_stderr(as_json):
+            res = pack_version(...)
+        print_json(...)
+    """
+    if not active:
+        yield
+        return
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
 
 
 def filter_path(value: str | None) -> Path | None:

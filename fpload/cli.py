@@ -13,7 +13,7 @@ from typing import Optional
 
 import typer
 
-from fpload._cli_common import AddressOpt, EngineOpt
+from fpload._cli_common import AddressOpt, EngineOpt, stdout_to_stderr
 from fpload._cli_common import (CatalogOpt, JsonOpt, QueryMemoryOpt, QueryTimeoutOpt, RevOpt, filter_path,
                                 open_cli_catalog, out, print_json)
 from fpload.catalog._cli import catalog_app
@@ -100,7 +100,7 @@ def pack(
     cfg = PackConfig.from_yaml(resolve_config(config, "pack")) if config else PackConfig()
     if purpose is not None:
         cfg = PackConfig.from_dict({**cfg.to_dict(), "purpose": purpose}, source="--purpose")
-    with open_cli_catalog(catalog, read_only=True) as cat:
+    with open_cli_catalog(catalog, read_only=True) as cat, stdout_to_stderr(as_json):
         res = pack_version(cat, out=out_root, name=name, where=where, filter=filter_path(filter_file), config=cfg,
                            revision=rev, parent=parent, workers=workers or env_workers(), progress=not as_json,
                            query_timeout=query_timeout, query_memory_limit=query_memory,

@@ -94,3 +94,31 @@ def test_doctor(capsys):
     code, out, _ = run(capsys, "doctor", "--json")
     info = json.loads(out)
     assert code == 0 and info["dali"].startswith("2.4") and "torch" in info
+
+
+def test_json_stdout_holds_only_the_json(tmp_path, captures, capsys, monkeypatch):
+    """What the work prints on stdout (Ray's driver prints task-retry notices there from its own
+    thread) goes to stderr under --json, so stdout parses."""
+    import threading
+
+    import fpload.catalog._catalog_ingest as ingest_mod
+    import fpload.pack as pack_mod
+
+    notice = "(raylet) Task flaky failed. There are 3 retries remaining"
+
+    def noisy(fn):
+        def wrapper(*a, **kw):
+            t = threading.Thread(target=print, args=(notice,))   # another thread, as Ray's listener
+            t.start()
+            t.join()
+            return fn(*a, **kw)
+        return wrapper
+
+    monkeypatch.setattr(ingest_mod.IngestMixin, "ingest", noisy(ingest_mod.IngestMixin.ingest))
+    monkeypatch.setattr(pack_mod, "pack_version", noisy(pack_mod.pack_version))
+    cat = tmp_path / "cat.duckdb"
+    code, out, err = run(capsys, "catalog", "ingest", captures, "--catalog", cat, "--json")
+    assert code == 0 and json.loads(out)["added"] == 40 and notice in err
+    code, out, err = run(capsys, "pack", "--catalog", cat, "--where", "consent", "--out", tmp_path / "v",
+                         "--name", "x", "--workers", "1", "--json")
+    assert code == 0 and json.loads(out)["created"] and notice in err

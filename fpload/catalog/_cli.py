@@ -16,7 +16,7 @@ from rich.table import Table
 
 from fpload.config import env_engine, resolve_config
 from fpload.errors import UsageError
-from fpload._cli_common import AddressOpt, EngineOpt
+from fpload._cli_common import AddressOpt, EngineOpt, stdout_to_stderr
 from fpload._cli_common import (CatalogOpt, JsonOpt, QueryMemoryOpt, QueryTimeoutOpt, RevOpt, err, filter_path,
                                 open_cli_catalog, out, print_json)
 
@@ -162,16 +162,17 @@ def catalog_ingest(
             PackConfig.from_yaml(resolve_config(features, "pack")).features
     with open_cli_catalog(catalog, create=True) as cat:
         if as_records:
-            if (engine or env_engine()) not in (None, "local"):
+            if (engine or env_engine()) != "local":
                 raise UsageError("--engine: biometric records are ingested locally only; "
                                  "use --engine local (or leave it out) with record files")
             rep = cat.ingest_records(list(sources), subject_field=subject_field, metadata=metadata_file,
                                      consent=consent, keep_fields=tuple(keep_field), workers=workers,
                                      message=message, update=update, limits=limits)
         else:
-            rep = cat.ingest(sources[0], images_root=images, workers=workers, progress=not as_json,
-                             message=message, update=update, allow_outside=allow_outside, limits=limits,
-                             engine=engine or env_engine(), address=address, features=fcfg)
+            with stdout_to_stderr(as_json):   # Ray prints task-retry notices on stdout
+                rep = cat.ingest(sources[0], images_root=images, workers=workers, progress=not as_json,
+                                 message=message, update=update, allow_outside=allow_outside, limits=limits,
+                                 engine=engine or env_engine(), address=address, features=fcfg)
     if rep.skipped:
         err.print("skipped (not one finger): " + ", ".join(f"{n} × {k}" for k, n in sorted(rep.skipped.items())),
                   markup=False, highlight=False)
