@@ -181,21 +181,41 @@ class Monitor:
         return out
 
 
+def io_stall_seconds() -> float | None:
+    """Seconds, since boot, in which some task of the machine waited on I/O (Linux pressure stall
+    information, ``/proc/pressure/io``); None where the kernel does not report it."""
+    try:
+        with open("/proc/pressure/io") as fh:
+            for line in fh:
+                if line.startswith("some "):
+                    return int(line.rsplit("total=", 1)[1]) / 1e6
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 class Window:
-    """The timed part of a contender's run: wall seconds and the tree's CPU seconds."""
+    """The timed part of a contender's run: wall seconds, the tree's CPU seconds, and the share of
+    the wall time in which the machine was stalled on I/O (``io_stall``: a run with a high share
+    measured the disk, not the contender)."""
 
     def __init__(self) -> None:
         self.t0 = self.c0 = 0.0
         self.seconds = self.cpu = 0.0
         self.samples = 0
+        self.io0: float | None = None
+        self.io: float | None = None
 
     def start(self) -> None:
         self.c0 = tree_cpu_seconds()
+        self.io0 = io_stall_seconds()
         self.t0 = time.perf_counter()
 
     def stop(self, samples: int) -> None:
         self.seconds = time.perf_counter() - self.t0
         self.cpu = tree_cpu_seconds() - self.c0
+        io1 = io_stall_seconds()
+        self.io = io1 - self.io0 if io1 is not None and self.io0 is not None else None
         self.samples = samples
 
     def to_dict(self) -> dict[str, Any]:
@@ -203,7 +223,8 @@ class Window:
                 "samples_per_s": round(self.samples / self.seconds, 2) if self.seconds > 0 else None,
                 "cpu_s": round(self.cpu, 3),
                 "cores_busy": round(self.cpu / self.seconds, 2) if self.seconds > 0 else None,
-                "cpu_s_per_1k": round(1000 * self.cpu / self.samples, 3) if self.samples else None}
+                "cpu_s_per_1k": round(1000 * self.cpu / self.samples, 3) if self.samples else None,
+                "io_stall": round(self.io / self.seconds, 3) if self.io is not None and self.seconds > 0 else None}
 
 
 def stop_forkserver() -> None:

@@ -287,14 +287,16 @@ def report_scaling(results: list[dict[str, Any]], console=None) -> list[dict[str
 
 def report_pack(results: list[dict[str, Any]], machine: dict[str, Any], console=None) -> None:
     rows = [[_label(r), r["count"], r.get("samples_per_s"), r.get("mb_per_s"), r.get("cpu_s_per_1k"),
-             r.get("cores_busy"), r.get("peak_pss_mb"), fmt_ratio(r.get("ratio_vs_baseline")), (r.get("error") or "")[:60]]
+             r.get("cores_busy"), None if r.get("io_stall") is None else f"{100 * r['io_stall']:.0f} %",
+             r.get("peak_pss_mb"), fmt_ratio(r.get("ratio_vs_baseline")), (r.get("error") or "")[:60]]
             for r in results]
     print_table("fpload bench pack", ["contender", "samples", "samples/s", "MB/s out", "CPU s/1k",
-                                      "cores busy", "peak MB", f"× {BASELINE}", "note"], rows,
+                                      "cores busy", "I/O stall", "peak MB", f"× {BASELINE}", "note"], rows,
                 caption=(f"{machine['size']}: unique 128×128 ridge PNGs → PNG (level {PNG_LEVEL}) shards of "
                          f"{SHARD_SAMPLES} samples; {machine['cores']} cores ({machine['cpu_model']}); "
                          "fpload-pack ×N = N encode workers; CPU s = process tree incl. workers; cores busy = "
-                         "CPU s / wall s."),
+                         "CPU s / wall s; I/O stall = share of the wall time the machine waited on I/O "
+                         "(Linux PSI): a high share measured the disk, not the packer."),
                 console=console)
     say = console.print if console else print
     for count in sorted({r["count"] for r in results}):

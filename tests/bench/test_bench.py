@@ -42,11 +42,14 @@ def test_pack_bench_tiny(tmp_path, capsys):
     assert {(r["contender"], r["workers"]) for r in results} >= {("wds-shardwriter", 1), ("fpload-pack", 1)}
     for r in results:
         assert r["samples"] == 40 and r["bytes_written"] > 0 and r["cpu_s"] > 0
+        # the share of the run the machine stalled on I/O (Linux PSI), where the kernel reports it
+        assert (r["io_stall"] is None) == (not Path("/proc/pressure/io").exists())
+        assert r["io_stall"] is None or r["io_stall"] >= 0
     lines = _lines(tmp_path / "pack.jsonl")
     assert len(lines) == len(results) and all(line["bench"] == "pack" for line in lines)
     assert (tmp_path / "pack.png").stat().st_size > 0
     out = capsys.readouterr().out
-    assert "× wds-shardwriter" in out
+    assert "× wds-shardwriter" in out and "I/O stall" in out
     # the engine comparison: local ×1, local ×2, Ray with 2 CPUs (Ray is in the test extra)
     engines = {(r.get("engine"), r["workers"]) for r in results if r["contender"] == "fpload-pack"}
     assert {("local", 1), ("local", 2), ("ray", 2)} <= engines
