@@ -115,7 +115,6 @@ def s3_endpoint():
     whole session; fpload reaches it through s3fs exactly as real S3, with the endpoint in
     ``FSSPEC_S3_ENDPOINT_URL`` and dummy credentials in the ``AWS_*`` variables."""
     import logging
-    import os
 
     from moto.server import ThreadedMotoServer
 
@@ -126,15 +125,13 @@ def s3_endpoint():
     url = f"http://{host}:{port}"
     env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
            "FSSPEC_S3_ENDPOINT_URL": url}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    yield url
-    server.stop()
-    for k, v in old.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    with pytest.MonkeyPatch.context() as mp:   # the variables are restored at the end of the session
+        for k, v in env.items():
+            mp.setenv(k, v)
+        try:
+            yield url
+        finally:
+            server.stop()
 
 
 @pytest.fixture()

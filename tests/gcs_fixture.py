@@ -34,40 +34,36 @@ def _free_port() -> int:
 def gcs_endpoint():
     """The session's GCS emulator; yields its URL (``http://127.0.0.1:PORT``), with the variables above set."""
     env = {"GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false", "FSSPEC_GS_TOKEN": "anon"}
-    old = {k: os.environ.get(k) for k in [*env, "STORAGE_EMULATOR_HOST"]}
-    os.environ.update(env)  # before gcsfs is first imported: it picks its file system class at import
-    try:
-        import fsspec
-        import gcsfs
-        from gcp_storage_emulator.server import create_server
-    except ImportError as err:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"gcsfs or gcp-storage-emulator is not installed ({err}): pip install 'fpload[test]'; "
-                    "CI runs these tests")
-    # gcsfs imported earlier in this process (with the gRPC layer on): use its plain JSON-API class
-    fsspec.register_implementation("gs", gcsfs.core.GCSFileSystem, clobber=True)
-    fsspec.register_implementation("gcs", gcsfs.core.GCSFileSystem, clobber=True)
-    logging.getLogger("gcp_storage_emulator").setLevel(logging.CRITICAL)
-    port = _free_port()
-    server = create_server("127.0.0.1", port, in_memory=True)
-    server.start()
-    httpd = getattr(getattr(server, "_api", None), "_httpd", None)
-    if httpd is not None:  # a client closing early (a 404 body unread) is not an error of the test
-        httpd.handle_error = lambda request, address: None
-    url = f"http://127.0.0.1:{port}"
-    os.environ["STORAGE_EMULATOR_HOST"] = url
-    gcsfs.GCSFileSystem.clear_instance_cache()
-    try:
-        yield url
-    finally:
-        server.stop()
+    with pytest.MonkeyPatch.context() as mp:   # the variables are restored however the fixture ends
+        for k, v in env.items():  # before gcsfs is first imported: it picks its file system class at import
+            mp.setenv(k, v)
+        try:
+            import fsspec
+            import gcsfs
+            from gcp_storage_emulator.server import create_server
+        except ImportError as err:
+            if os.environ.get("CI"):
+                raise
+            pytest.skip(f"gcsfs or gcp-storage-emulator is not installed ({err}): pip install 'fpload[test]'; "
+                        "CI runs these tests")
+        # gcsfs imported earlier in this process (with the gRPC layer on): use its plain JSON-API class
+        fsspec.register_implementation("gs", gcsfs.core.GCSFileSystem, clobber=True)
+        fsspec.register_implementation("gcs", gcsfs.core.GCSFileSystem, clobber=True)
+        logging.getLogger("gcp_storage_emulator").setLevel(logging.CRITICAL)
+        port = _free_port()
+        server = create_server("127.0.0.1", port, in_memory=True)
+        server.start()
+        httpd = getattr(getattr(server, "_api", None), "_httpd", None)
+        if httpd is not None:  # a client closing early (a 404 body unread) is not an error of the test
+            httpd.handle_error = lambda request, address: None
+        url = f"http://127.0.0.1:{port}"
+        mp.setenv("STORAGE_EMULATOR_HOST", url)
         gcsfs.GCSFileSystem.clear_instance_cache()
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        try:
+            yield url
+        finally:
+            server.stop()
+            gcsfs.GCSFileSystem.clear_instance_cache()
 
 
 @pytest.fixture()
