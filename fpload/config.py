@@ -65,6 +65,21 @@ def env_workers() -> int:
     return os.cpu_count() or 1
 
 
+def env_read_threads() -> int:
+    """Source files one pack worker reads at once: ``FPLOAD_READ_THREADS`` (1–256), default 8; raise
+    it where reads wait on latency (NFS, cloud disks), e.g. ``FPLOAD_READ_THREADS=32``."""
+    value = os.environ.get("FPLOAD_READ_THREADS", "").strip()
+    if not value:
+        return 8
+    try:
+        threads = int(value)
+    except ValueError:
+        raise ConfigError(f"FPLOAD_READ_THREADS={value!r} is not an integer") from None
+    if not 1 <= threads <= 256:
+        raise ConfigError(f"FPLOAD_READ_THREADS={value!r} must be between 1 and 256")
+    return threads
+
+
 def env_engine() -> str:
     """Default engine: ``FPLOAD_ENGINE`` (``local`` or ``ray``), else ``local``, e.g. ``FPLOAD_ENGINE=ray``."""
     value = os.environ.get("FPLOAD_ENGINE", "").strip().lower()

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -26,7 +28,10 @@ from PIL import Image
 from fpload import formats
 from fpload.catalog import _wsq
 from fpload.catalog._records import read_source_bytes
+from fpload.config import env_read_threads
 from fpload.errors import ImageError
+
+_READ_POOL: tuple[int, int, ThreadPoolExecutor] | None = None   # (pid that made it, threads, pool)
 
 _PASSTHROUGH_EXT = {"png": "png", "jpeg": "jpg", "jp2": "jp2", "tiff": "tiff", "bmp": "bmp"}
 #: the lossless format a passthrough version stores sources DALI cannot decode (WSQ) or resampled samples in
@@ -124,15 +129,48 @@ def encode_sample(task: tuple) -> tuple[list[tuple[str, bytes]], dict[str, dict[
     return members, run_extractors(*request)
 
 
-def _encode(task: tuple) -> tuple[list[tuple[str, bytes]], tuple | None]:
-    """A sample's members, and ``(pixels, job, compute, sample_id)`` when features are to be computed."""
+def _read_source(row: dict[str, Any]) -> bytes:
+    """The source bytes of a sample; regular files only (a source replaced by a device or a FIFO
+    is refused, not read), one line naming the sample and the file otherwise."""
+    try:
+        return read_source_bytes(row["uri"], None)
+    except ImageError as err:
+        raise ImageError(f"sample {row['sample_id']}: source image {err}") from None
+
+
+def _prefetch(tasks: list[tuple]) -> list[Any]:
+    """The source bytes of every task (or the error reading them), read by ``FPLOAD_READ_THREADS``
+    (default 8) threads at once: on network filesystems and cloud disks a read waits on latency,
+    not on this CPU, so a worker reading one file at a time packs at the disk's round trips per second."""
+    global _READ_POOL
+    threads = env_read_threads()
+    if len(tasks) < 2 or threads < 2:
+        return [None] * len(tasks)
+    # a pool made before a fork has no threads in the child: one per process (and thread count)
+    if _READ_POOL is None or _READ_POOL[:2] != (os.getpid(), threads):
+        if _READ_POOL is not None and _READ_POOL[0] == os.getpid():
+            _READ_POOL[2].shutdown(wait=False)
+        _READ_POOL = (os.getpid(), threads, ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fpload-read"))
+
+    def read(task: tuple) -> Any:
+        try:
+            return _read_source(task[0])
+        except Exception as err:  # noqa: BLE001 - raised in order by _encode, as a serial read would
+            return err
+
+    return list(_READ_POOL[2].map(read, tasks))
+
+
+def _encode(task: tuple, data: Any = None) -> tuple[list[tuple[str, bytes]], tuple | None]:
+    """A sample's members, and ``(pixels, job, compute, sample_id)`` when features are to be computed.
+    ``data``: the source's bytes (or the error reading them) when read ahead, else None."""
     row, settings = task[0], task[1]
     job, compute = (task[2], task[3]) if len(task) > 2 else (None, ())
     uri = row["uri"]
-    try:  # regular files only: a source replaced by a device or a FIFO is refused, not read
-        data = read_source_bytes(uri, None)
-    except ImageError as err:
-        raise ImageError(f"sample {row['sample_id']}: source image {err}") from None
+    if isinstance(data, BaseException):
+        raise data
+    if data is None:
+        data = _read_source(row)
     if formats.sample_key(data) != row["sample_id"]:
         raise ImageError(f"sample {row['sample_id']}: source image {uri} changed since it was catalogued "
                          "(its bytes no longer match the sample id)")
@@ -179,9 +217,9 @@ def encode_batch(tasks: list[tuple]) -> list[tuple[list[tuple[str, bytes]], dict
     The first failing sample's error is raised, as one sample at a time would."""
     done: list[tuple[list[tuple[str, bytes]], tuple | None]] = []
     failure = None
-    for t in tasks:
+    for t, data in zip(tasks, _prefetch(tasks)):
         try:
-            done.append(_encode(t))
+            done.append(_encode(t, data))
         except Exception as err:  # noqa: BLE001 - raised below, after the features of the samples before it
             failure = err
             break

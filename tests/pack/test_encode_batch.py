@@ -60,3 +60,28 @@ def test_the_first_failing_sample_is_reported(tmp_path, job, first_bad, expected
     err, words = expected
     with pytest.raises(err, match=words.format(*ids)):
         encode_batch(tasks)
+
+
+def test_a_chunk_reads_its_sources_at_once_and_fails_in_order(tmp_path, job, monkeypatch):
+    """The chunk's source files are read by several threads together (on a network filesystem a
+    read waits on latency); a missing source is still reported as the one-at-a-time loop would,
+    after the samples before it, naming its sample."""
+    import threading
+
+    from fpload.pack import _encode
+
+    tasks = [_task(tmp_path, k, v, job) for k, v in enumerate((200, 90, 170, 60))]
+    want = [m for m, _ in (encode_sample(t) for t in tasks)]
+    meet = threading.Barrier(2, timeout=30)   # broken (an error) unless two reads wait at once
+    real = _encode.read_source_bytes
+
+    def read(uri, max_bytes):
+        meet.wait()
+        return real(uri, max_bytes)
+
+    monkeypatch.setattr(_encode, "read_source_bytes", read)
+    assert [m for m, _ in encode_batch(tasks)] == want
+    monkeypatch.setattr(_encode, "read_source_bytes", real)
+    (tmp_path / "2.png").unlink()
+    with pytest.raises(ImageError, match=f"sample {tasks[2][0]['sample_id']}: source image .*2.png"):
+        encode_batch(tasks)
