@@ -15,7 +15,6 @@ from __future__ import annotations
 import re
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from fpload._frozen import read_yaml
+from fpload._threads import thread_pool
 from fpload.catalog import _derived
 from fpload.catalog._schema import SAMPLE_COLUMNS
 from fpload.catalog._sqlcheck import parse_where, render_select, render_value
@@ -182,7 +182,6 @@ SCAN_BATCH_ROWS = 122_880
 #: below this many cells (rows × columns) the chosen rows are taken in this thread, above it one
 #: column per thread (Arrow's take releases the GIL)
 PARALLEL_TAKE_CELLS = 1_000_000
-_TAKE_POOL: tuple[int, ThreadPoolExecutor] | None = None   # (pid that made it, pool)
 
 
 def _sandbox(limits: QueryLimits) -> duckdb.DuckDBPyConnection:
@@ -331,14 +330,8 @@ def _batched(view: pa.Table) -> pa.Table:
 
 def _take(rows: pa.Table, positions: pa.Array) -> pa.Table:
     """``rows.take(positions)``, one column per thread when the result is large."""
-    global _TAKE_POOL
     if len(positions) * rows.num_columns < PARALLEL_TAKE_CELLS or rows.num_columns < 2 or (os.cpu_count() or 1) < 2:
         return rows.take(positions)
-    with _SANDBOX_LOCK:
-        # a pool made before a fork has no threads in the child: each process makes its own
-        if _TAKE_POOL is None or _TAKE_POOL[0] != os.getpid():
-            _TAKE_POOL = (os.getpid(), ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1),
-                                                          thread_name_prefix="fpload-take"))
-        pool = _TAKE_POOL[1]
+    pool = thread_pool("fpload-take", min(8, os.cpu_count() or 1))
     columns = list(pool.map(lambda c: c.take(positions), rows.columns))
     return pa.Table.from_arrays(columns, schema=rows.schema)

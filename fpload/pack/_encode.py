@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -26,12 +24,12 @@ import numpy as np
 from PIL import Image
 
 from fpload import formats
+from fpload._threads import thread_pool
 from fpload.catalog import _wsq
 from fpload.catalog._records import read_source_bytes
 from fpload.config import env_read_threads
 from fpload.errors import ImageError
 
-_READ_POOL: tuple[int, int, ThreadPoolExecutor] | None = None   # (pid that made it, threads, pool)
 
 _PASSTHROUGH_EXT = {"png": "png", "jpeg": "jpg", "jp2": "jp2", "tiff": "tiff", "bmp": "bmp"}
 #: the lossless format a passthrough version stores sources DALI cannot decode (WSQ) or resampled samples in
@@ -142,15 +140,10 @@ def _prefetch(tasks: list[tuple]) -> list[Any]:
     """The source bytes of every task (or the error reading them), read by ``FPLOAD_READ_THREADS``
     (default 8) threads at once: on network filesystems and cloud disks a read waits on latency,
     not on this CPU, so a worker reading one file at a time packs at the disk's round trips per second."""
-    global _READ_POOL
     threads = env_read_threads()
     if len(tasks) < 2 or threads < 2:
         return [None] * len(tasks)
-    # a pool made before a fork has no threads in the child: one per process (and thread count)
-    if _READ_POOL is None or _READ_POOL[:2] != (os.getpid(), threads):
-        if _READ_POOL is not None and _READ_POOL[0] == os.getpid():
-            _READ_POOL[2].shutdown(wait=False)
-        _READ_POOL = (os.getpid(), threads, ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fpload-read"))
+    pool = thread_pool("fpload-read", threads)   # per process: the pack's workers are forked
 
     def read(task: tuple) -> Any:
         try:
@@ -158,7 +151,7 @@ def _prefetch(tasks: list[tuple]) -> list[Any]:
         except Exception as err:  # noqa: BLE001 - raised in order by _encode, as a serial read would
             return err
 
-    return list(_READ_POOL[2].map(read, tasks))
+    return list(pool.map(read, tasks))
 
 
 def _encode(task: tuple, data: Any = None) -> tuple[list[tuple[str, bytes]], tuple | None]:
