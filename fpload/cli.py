@@ -191,7 +191,8 @@ def configs(
 
 @app.command("doctor")
 def doctor(as_json: bool = JsonOpt) -> None:
-    """Report versions of Python, DALI, torch and CUDA, the GPU, and the operator plugin.
+    """Report versions of Python, DALI, torch and CUDA, the GPU, the operator plugin, and whether the
+    pack's C++ loops (PNG decoding, feature sums: libfpload_native.so) are in use.
 
     Example: fpload doctor
     """

@@ -80,6 +80,18 @@ def env_read_threads() -> int:
     return threads
 
 
+def env_native() -> bool:
+    """Whether the C++ loops of ``libfpload_native.so`` may run (PNG decoding and feature sums in a
+    pack): ``FPLOAD_NATIVE`` ``1`` (default) or ``0``, e.g. ``FPLOAD_NATIVE=0`` to rule them out;
+    the NumPy code then computes the same values, slower."""
+    value = os.environ.get("FPLOAD_NATIVE", "").strip().lower()
+    if value in ("", "1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"FPLOAD_NATIVE={value!r} must be 1 or 0")
+
+
 def env_engine() -> str:
     """Default engine: ``FPLOAD_ENGINE`` (``local`` or ``ray``), else ``local``, e.g. ``FPLOAD_ENGINE=ray``."""
     value = os.environ.get("FPLOAD_ENGINE", "").strip().lower()

@@ -1,4 +1,5 @@
-"""``fpload doctor``: what this machine offers fpload (versions, GPU, operator plugin)."""
+"""``fpload doctor``: what this machine offers fpload (versions, GPU, operator plugin, and whether the
+pack's C++ loops of ``libfpload_native.so`` are in use)."""
 
 from __future__ import annotations
 
@@ -44,6 +45,14 @@ def collect() -> dict[str, Any]:
     else:
         info["plugin"] = plugin
         info["plugin_status"] = _plugin_status(plugin)
+    try:
+        from fpload import _native
+
+        native = _native.status()
+        info["native_loops"] = ("in use" if native["enabled"] else "off, NumPy computes the same values slower: "
+                                + native["reason"]) + (f" ({native['path']})" if native["path"] else "")
+    except Exception as e:  # report, never crash the doctor
+        info["native_loops"] = f"error: {e}"
     info["loader_device"] = "cpu" if str(info.get("gpu", "none")).startswith("none") else "gpu"
     return info
 

@@ -37,6 +37,8 @@ import numpy as np
 # start with scipy.fft loaded instead of each paying the import (~0.3–0.5 s) on its first sample
 import scipy.fft
 
+from fpload import _native
+
 BACKGROUND = 255
 
 
@@ -45,6 +47,8 @@ class ImageAnalysis:
 
     Sums that feed comparisons (block pixel sums, the gradient structure tensor) are integer
     sums, exact, so they equal the float64 sums of the float32 images they stand for bit for bit.
+    Where the native library is in use (:mod:`fpload._native`) one C++ pass makes them all; the
+    NumPy code below makes the same integers without it.
     """
 
     def __init__(self, image: np.ndarray, block: int):
@@ -103,6 +107,14 @@ class ImageAnalysis:
         gy += 2 * sy[:, 1:-1]
         return gx, gy
 
+    @cached_property
+    def _moments(self) -> np.ndarray | None:
+        """int64 ``[5, hb, wb]`` block sums of px, px², gx², gy², gx·gy (8 × Sobel) from the native
+        library in one pass, or None without it (then the NumPy code computes each)."""
+        if _native.lib() is None:
+            return None
+        return _native.block_moments(self.image, self.block)
+
     def block_sum(self, a: np.ndarray) -> np.ndarray:
         """Per-block sums of a canvas-sized array (float64)."""
         b = self.block
@@ -122,12 +134,15 @@ class ImageAnalysis:
         rows = np.minimum(b, self.h - b * np.arange(self.hb))
         cols = np.minimum(b, self.w - b * np.arange(self.wb))
         n = np.outer(rows, cols).astype(np.float64)
-        px = self._to_canvas(self.image)
-        acc = np.int32 if b * b * 255 * 255 < 2 ** 31 else np.int64
-        s1 = self._block_sum_int(px, acc).astype(np.float64)
-        sq = px.astype(np.uint16)
-        sq *= sq  # 255² fits in uint16
-        s2 = self._block_sum_int(sq, acc).astype(np.float64)
+        if self._moments is not None:
+            s1, s2 = self._moments[0].astype(np.float64), self._moments[1].astype(np.float64)
+        else:
+            px = self._to_canvas(self.image)
+            acc = np.int32 if b * b * 255 * 255 < 2 ** 31 else np.int64
+            s1 = self._block_sum_int(px, acc).astype(np.float64)
+            sq = px.astype(np.uint16)
+            sq *= sq  # 255² fits in uint16
+            s2 = self._block_sum_int(sq, acc).astype(np.float64)
         safe = np.maximum(n, 1)
         mean = s1 / safe
         std = np.sqrt(np.maximum(s2 / safe - mean * mean, 0))
@@ -137,6 +152,8 @@ class ImageAnalysis:
         """Block sums of gx², gy², gx·gy over a (2·smooth+1)² block neighbourhood (zero outside)."""
         key = ("tensor", smooth)
         if key not in self._memo:
+            if "tensor" not in self._memo and self._moments is not None:
+                self._memo["tensor"] = tuple(t.astype(np.float64) / 64 for t in self._moments[2:])
             if "tensor" not in self._memo:
                 gx, gy = (self._to_canvas(g) for g in self._int_gradients)
                 acc = np.int32 if self.block ** 2 * 1020 ** 2 < 2 ** 31 else np.int64
@@ -145,7 +162,7 @@ class ImageAnalysis:
                 parts = [self._block_sum_int(gx32 * gx32, acc), self._block_sum_int(np.square(gy, dtype=np.int32), acc),
                          self._block_sum_int(gx32 * gy, acc)]
                 self._memo["tensor"] = tuple(t.astype(np.float64) / 64 for t in parts)
-            self._memo[key] = tuple(_box_sum(t, smooth) for t in self._memo["tensor"])
+            self._memo[key] = tuple(_box_sum(np.stack(self._memo["tensor"]), smooth))
         return self._memo[key]
 
     def orientation(self, smooth: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -171,13 +188,16 @@ class ImageAnalysis:
 
 
 def _box_sum(a: np.ndarray, r: int) -> np.ndarray:
-    """Sum over a (2r+1)² neighbourhood with zeros outside (2-D prefix sums, no Python loop over pixels)."""
+    """Sum over a (2r+1)² neighbourhood of the last two axes, zeros outside (2-D prefix sums, no
+    Python loop over pixels)."""
     if r <= 0:
         return a
-    p = np.pad(a, ((r + 1, r), (r + 1, r)))
-    s = p.cumsum(0).cumsum(1)
+    h, w = a.shape[-2:]
+    p = np.zeros((*a.shape[:-2], h + 2 * r + 1, w + 2 * r + 1), a.dtype)
+    p[..., r + 1:r + 1 + h, r + 1:r + 1 + w] = a
+    s = p.cumsum(-2).cumsum(-1)
     k = 2 * r + 1
-    return s[k:, k:] - s[:-k, k:] - s[k:, :-k] + s[:-k, :-k]
+    return s[..., k:, k:] - s[..., :-k, k:] - s[..., k:, :-k] + s[..., :-k, :-k]
 
 
 @lru_cache(maxsize=8)
@@ -188,34 +208,70 @@ def _spectrum_band(win: int, min_period: float, max_period: float) -> tuple[np.n
     fx = np.fft.rfftfreq(win)[None, :]
     radius = np.hypot(fy, fx).ravel()
     idx = np.flatnonzero((radius >= 1.0 / max_period) & (radius <= 1.0 / min_period))
-    return np.outer(taper, taper), idx, radius[idx]
+    return np.outer(taper, taper), idx.astype(np.int64), radius[idx]
 
 
-def _band_power(x: np.ndarray, win: int, min_period: float, max_period: float) -> tuple[np.ndarray, np.ndarray]:
-    """Spectral power of the period band's bins for each ``win × win`` window of ``x``, and their radii.
+def _freq_windows(image: np.ndarray, top: np.ndarray, left: np.ndarray, taper: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """The FFT input of the windows at (``top``, ``left``) — ``(px - mean) * taper`` on the image's
+    pixels, 0 elsewhere, ``mean = float32(S) / float32(max(N, 1))`` — and each window's exact
+    ``S = Σ px``, ``Σ px²`` and pixel count ``N`` (int64 ``[n, 3]``). The NumPy twin of
+    :func:`fpload._native.freq_windows` (same float32 operations, so the same bits)."""
+    if _native.lib() is not None:
+        return _native.freq_windows(image, top, left, taper)
+    win = taper.shape[0]
+    h, w = image.shape
+    top, left = np.asarray(top, np.int64), np.asarray(left, np.int64)
+    if h % win == 0 and w % win == 0 and not (top % win).any() and not (left % win).any() and top.min() >= 0 \
+            and left.min() >= 0:  # windows that tile the image: views, no gathering
+        px = image.reshape(h // win, win, w // win, win).transpose(0, 2, 1, 3)[top // win, left // win]
+        wide = px.astype(np.int64)
+        count = np.full(len(top), win * win, np.int64)
+        sums = np.stack([wide.sum(axis=(1, 2)), (wide * wide).sum(axis=(1, 2)), count], axis=1)
+        mean = sums[:, 0].astype(np.float32) / count.astype(np.float32)
+        return (px.astype(np.float32) - mean[:, None, None]) * taper, sums
+    padded = np.zeros((h + 2 * win, w + 2 * win), np.uint8)
+    padded[win:win + h, win:win + w] = image
+    valid = np.zeros(padded.shape, bool)
+    valid[win:win + h, win:win + w] = True
+    # window k's rows and columns in the padded frame (every window is within it: |top| < win past the edge)
+    rows = (top + win)[:, None, None] + np.arange(win)[None, :, None]
+    cols = (left + win)[:, None, None] + np.arange(win)[None, None, :]
+    px, ok = padded[rows, cols], valid[rows, cols]
+    wide = px.astype(np.int64)
+    sums = np.stack([wide.sum(axis=(1, 2)), (wide * wide).sum(axis=(1, 2)), ok.sum(axis=(1, 2))], axis=1)
+    mean = sums[:, 0].astype(np.float32) / np.maximum(sums[:, 2], 1).astype(np.float32)
+    x = np.where(ok, (px.astype(np.float32) - mean[:, None, None]) * taper, np.float32(0))
+    return x.astype(np.float32, copy=False), sums
 
-    One batched real FFT over all windows (scipy.fft: pocketfft in single precision; numpy's
-    FFT loops over the rows of a batch and is an order of magnitude slower on small windows).
-    """
-    taper, idx, radius = _spectrum_band(win, min_period, max_period)
-    spec = scipy.fft.rfft2(x * taper, overwrite_x=True).reshape(*x.shape[:-2], -1)[..., idx]
-    return spec.real ** 2 + spec.imag ** 2, radius
 
-
-def _windows(a: np.ndarray, win: int, g: int) -> np.ndarray:
-    """The ``win × win`` windows of ``a`` at a stride of ``g`` (``[rows, cols, win, win]``); a
-    reshape, not a copy, when they tile ``a`` without overlap."""
-    if win == g:
-        gh, gw = a.shape[0] // g, a.shape[1] // g
-        return a.reshape(gh, g, gw, g).transpose(0, 2, 1, 3)
-    return np.lib.stride_tricks.sliding_window_view(a, (win, win))[::g, ::g]
+def _band_stats(spec: np.ndarray, idx: np.ndarray, radius: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per spectrum (complex64 ``[n, ...]``), over its bins ``idx`` of the period band: power
+    ``p = re² + im²`` (float32), weights ``q = p`` where ``p >= 0.5 · max p`` else 0, and in float64
+    summed in bin order (cumsum: sequential) the ``total = Σ q`` and ``moment = Σ q · radius``.
+    The NumPy twin of :func:`fpload._native.band_stats`."""
+    if _native.lib() is not None:
+        return _native.band_stats(spec, idx, radius)
+    bins = spec.reshape(spec.shape[0], -1)[:, idx]
+    if bins.shape[1] == 0:
+        return np.zeros(spec.shape[0]), np.zeros(spec.shape[0])
+    power = bins.real * bins.real + bins.imag * bins.imag
+    peak = power.max(axis=1, keepdims=True)
+    q = np.where(power >= np.float32(0.5) * peak, power, np.float32(0)).astype(np.float64)
+    return np.cumsum(q, axis=1)[:, -1], np.cumsum(q * radius, axis=1)[:, -1]
 
 
 def _frequency(an: ImageAnalysis, window: int, min_period: float, max_period: float,
                step: int = 1) -> np.ndarray:
     """Ridge frequency per block from the spectrum of a ``window``-pixel square around each group
     of ``step × step`` blocks (the frequency map is smooth, so ``step`` 2 costs a quarter of the
-    FFTs for the same map), assigned to every block of the group that is inside the image."""
+    FFTs for the same map), assigned to every block of the group that is inside the image.
+
+    Per window: its image pixels less their mean, Hann-tapered, one batched real FFT (scipy.fft:
+    pocketfft in single precision) for all windows; the value is the centroid of the radius over
+    the band's bins whose power is at least half the peak's; 0 where the window's variance
+    ``Σ (px - mean)²`` (exact, from integer sums) is at most ``1e-3 · window²``.
+    """
     b = an.block
     g = b * max(1, int(step))
     win = max(int(window), g)
@@ -228,31 +284,16 @@ def _frequency(an: ImageAnalysis, window: int, min_period: float, max_period: fl
     sel = np.pad(textured, ((0, gh * k - an.hb), (0, gw * k - an.wb))).reshape(gh, k, gw, k).any(axis=(1, 3))
     if not sel.any():
         return np.zeros((an.hb, an.wb), np.float16)
-    if an.h == gh * g and an.w == gw * g and lo == 0 and win == g:  # windows tile the image: all valid
-        # window sums in exact integers, whole rows first (a reduction over the window axes is slower)
-        sums = an.image.reshape(gh, g, -1).sum(axis=1, dtype=np.int32).reshape(gh, gw, g).sum(axis=2)
-        mean = sums[sel].astype(np.float32) / np.float32(win * win)
-        x = _windows(an.image, win, g)[sel] - mean[:, None, None]
-    else:
-        pad = ((lo, gh * g - an.h + win - g - lo), (lo, gw * g - an.w + win - g - lo))
-        # the image's pixels in float32, zero elsewhere, and the mask of them
-        patches = _windows(np.pad(an.image.astype(np.float32), pad), win, g)[sel]
-        v = np.zeros((gh * g + win - g, gw * g + win - g), np.float32)
-        v[lo:lo + an.h, lo:lo + an.w] = 1
-        patches_v = _windows(v, win, g)[sel]
-        n = patches_v.sum(axis=(-2, -1))
-        # float32 sums of 8-bit values over a window are exact (< 2^24)
-        mean = patches.sum(axis=(-2, -1)) / np.maximum(n, 1)
-        x = patches - mean[:, None, None] * patches_v
-    power, radius = _band_power(x, win, float(min_period), float(max_period))
-    peak = power.max(axis=-1, keepdims=True)
-    # centroid of the radius over the bins near the peak (sub-bin accuracy)
-    w = np.where(power >= 0.5 * peak, power, 0)
-    total = w.sum(axis=-1)
-    energy = np.einsum("...ij,...ij->...", x, x)
-    good = (total > 0) & (energy > 1e-3 * win * win)
+    taper, idx, radius = _spectrum_band(win, float(min_period), float(max_period))
+    gy, gx = np.nonzero(sel)
+    x, sums = _freq_windows(an.image, gy * g - lo, gx * g - lo, taper)
+    total, moment = _band_stats(scipy.fft.rfft2(x, overwrite_x=True), idx, radius)
+    s1, s2, count = sums[:, 0], sums[:, 1], sums[:, 2]
+    # N · Σ (px - mean)² = N · Σ px² - (Σ px)², an exact integer
+    varied = (count * s2 - s1 * s1).astype(np.float64) > 1e-3 * win * win * count.astype(np.float64)
+    good = (total > 0) & varied
     groups = np.zeros((gh, gw), np.float64)
-    groups[sel] = np.where(good, (w @ radius) / np.where(total > 0, total, 1), 0)
+    groups[sel] = np.where(good, moment / np.where(total > 0, total, 1), 0)
     freq = np.repeat(np.repeat(groups, k, 0), k, 1)[:an.hb, :an.wb]
     return np.where(textured, freq, 0).astype(np.float16)
 
@@ -296,7 +337,10 @@ def thumbnail_of(image: np.ndarray, size: int) -> np.ndarray:
     if h == th * ry and w == tw * rx and not ry & (ry - 1) and not rx & (rx - 1):
         # whole power-of-two cells (512 → 64): every partial sum of the two passes below is exact
         # (integers over powers of two), so one integer sum per cell gives the same values
-        cells = image.reshape(th, ry, w).sum(axis=1, dtype=np.int64).reshape(th, tw, rx).sum(axis=2)
+        if _native.lib() is not None:
+            cells = _native.cell_sums(image, ry, rx)
+        else:
+            cells = image.reshape(th, ry, w).sum(axis=1, dtype=np.int64).reshape(th, tw, rx).sum(axis=2)
         small = cells * (1.0 / (ry * rx))
     else:
         small = _area_resize(_area_rows(image, th), tw, 1)
@@ -368,7 +412,7 @@ class Builtin:
 BUILTINS: dict[str, Builtin] = {b.name: b for b in [
     Builtin("orientation", 1, _ext_orientation, {"smooth": 1},
             {"orientation": Output("float16", "block", (2,), 0)}),
-    Builtin("frequency", 3, _ext_frequency, {"window": 32, "min_period": 3.0, "max_period": 25.0, "step": 2},
+    Builtin("frequency", 4, _ext_frequency, {"window": 32, "min_period": 3.0, "max_period": 25.0, "step": 2},
             {"frequency": Output("float16", "block", (), 0)}),
     Builtin("foreground", 1, _ext_foreground, {"min_std": 12.0},
             {"foreground": Output("bool", "block", (), False)}),

@@ -4,7 +4,8 @@
 package. In an editable install (``pip install -e .``, what ``make`` does) this explicit step
 rebuilds it after an edit in ``csrc/``: it configures ``csrc/`` in ``build/plugin/`` with CMake
 against the running interpreter's DALI (``nvidia.dali.sysconfig``), builds, and installs
-``libfpload_ops.so`` with its build record ``fpload_ops.json`` (written by CMake, with a hash of
+``libfpload_ops.so`` and ``libfpload_native.so`` (the pack's CPU loops, :mod:`fpload._native`)
+with their build record ``fpload_ops.json`` (written by CMake, with a hash of
 the sources) into ``fpload/ops/_lib/`` of the checkout, where the loader looks first.
 """
 
@@ -21,7 +22,7 @@ from typing import Any
 
 from fpload.config import env_cuda_architectures
 from fpload.errors import PluginError, UsageError
-from fpload.ops._plugin import LIB_DIR, LIB_NAME, META_NAME, SOURCE_DIR, read_build_record
+from fpload.ops._plugin import LIB_DIR, LIB_NAME, META_NAME, NATIVE_LIB_NAME, SOURCE_DIR, read_build_record
 
 DEFAULT_BUILD_DIR = SOURCE_DIR.parent / "build" / "plugin"
 DEFAULT_ARCHITECTURES = "80-real;90"
@@ -85,9 +86,9 @@ def build_plugin(
     if record is None:  # pragma: no cover - CMake writes it at configure time
         raise PluginError(f"the CMake build in {build_dir} wrote no {META_NAME}")
     lib_dir.mkdir(parents=True, exist_ok=True)
-    tmp_lib, tmp_meta = lib_dir / f".{LIB_NAME}.tmp", lib_dir / f".{META_NAME}.tmp"
-    shutil.copyfile(build_dir / LIB_NAME, tmp_lib)
-    shutil.copyfile(build_dir / META_NAME, tmp_meta)
-    os.replace(tmp_lib, lib_dir / LIB_NAME)  # a loaded old copy keeps its inode
-    os.replace(tmp_meta, lib_dir / META_NAME)
+    # the libraries first, the record last: a record never vouches for an older library
+    for name in (NATIVE_LIB_NAME, LIB_NAME, META_NAME):
+        tmp = lib_dir / f".{name}.tmp"
+        shutil.copyfile(build_dir / name, tmp)
+        os.replace(tmp, lib_dir / name)  # a loaded old copy keeps its inode
     return {**record, "path": str(lib_dir / LIB_NAME), "seconds": round(seconds, 1)}

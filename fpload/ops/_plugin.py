@@ -25,6 +25,8 @@ from fpload.errors import PluginError
 
 LIB_DIR = Path(__file__).resolve().parent / "_lib"
 LIB_NAME = "libfpload_ops.so"
+#: the plain-C library of the pack's CPU loops, built and installed beside the plugin (fpload._native)
+NATIVE_LIB_NAME = "libfpload_native.so"
 META_NAME = "fpload_ops.json"
 META_SCHEMA_VERSION = 2
 #: csrc/ of a source checkout (absent in an installed wheel)

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from fpload import formats
+from fpload import _png, formats
 from fpload._threads import thread_pool
 from fpload.catalog import _wsq
 from fpload.catalog._records import read_source_bytes
@@ -109,6 +109,19 @@ def _decode_gray(data: bytes, row: dict[str, Any]):
                              f"pixels, the catalog says {row['width']}×{row['height']}")
         img = img.resize((row["width"], row["height"]), Image.LANCZOS)
     return img
+
+
+def _decode_pixels(data: bytes, row: dict[str, Any]) -> np.ndarray:
+    """:func:`_decode_gray` as a uint8 array; an 8-bit grey PNG at its catalogued size goes through
+    :func:`fpload._png.decode_gray8` (the same pixels as Pillow's, in under half the time)."""
+    if row["format"] == "png" and row.get("source_ppi") is None:
+        pixels = _png.decode_gray8(data)
+        if pixels is not None:
+            if pixels.shape != (row["height"], row["width"]):
+                raise ImageError(f"sample {row['sample_id']}: {row['uri']} decodes to {pixels.shape[1]}×"
+                                 f"{pixels.shape[0]} pixels, the catalog says {row['width']}×{row['height']}")
+            return pixels
+    return np.asarray(_decode_gray(data, row), dtype=np.uint8)
 
 
 def encode_sample(task: tuple) -> tuple[list[tuple[str, bytes]], dict[str, dict[str, np.ndarray]] | None]:
@@ -198,9 +211,8 @@ def _encode(task: tuple, data: Any = None) -> tuple[list[tuple[str, bytes]], tup
                                           "idx": formats.encode_int_member(row["index"])})
     if job is None or not compute:
         return members, None
-    if gray is None:
-        gray = _decode_gray(data, row)
-    return members, (np.asarray(gray, dtype=np.uint8), job, frozenset(compute), row["sample_id"])
+    pixels = _decode_pixels(data, row) if gray is None else np.asarray(gray, dtype=np.uint8)
+    return members, (pixels, job, frozenset(compute), row["sample_id"])
 
 
 def encode_batch(tasks: list[tuple]) -> list[tuple[list[tuple[str, bytes]], dict | None]]:

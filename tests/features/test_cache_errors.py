@@ -55,7 +55,7 @@ def test_extractor_version_mismatch(same_size, copy_version):
     meta["attributes"]["version"] = 2
     meta_path.write_text(json.dumps(meta))
     with pytest.raises(VersionError, match=rf"version same/{same_size.version_id}: array 'frequency' was "
-                                           "written by extractor frequency v2, the manifest expects frequency v3"):
+                                           "written by extractor frequency v2, the manifest expects frequency v4"):
         open_features(path)
     with pytest.raises(VersionError, match="array 'quality' is from extractor quality v1, v2 is expected"):
         open_features(same_size.path, expect={"quality": 2})

@@ -3,7 +3,8 @@
 ``_reference_builtin.py`` is the previous ``fpload/features/_builtin.py`` verbatim (per-pixel float
 pipelines, numpy.fft). Orientation, foreground, quality and thumbnail are now computed from exact
 integer sums and must be *bit-identical* to it (so their extractor versions stay); frequency moved
-to scipy.fft (version 3) and must agree within 10 % wherever both have a value.
+to scipy.fft (version 3), then to float64 sums in bin order (version 4, the same bits in C++ and
+NumPy: tests/features/test_native.py), and must agree within 10 % wherever both have a value.
 """
 
 import importlib.util
@@ -54,7 +55,7 @@ def fingerprints() -> list[np.ndarray]:
 
 def test_versions_record_the_change():
     # frequency's FFT changed (numpy.fft → scipy.fft): a parent cache written by v2 is not reused
-    assert BUILTINS["frequency"].version == ref.BUILTINS["frequency"].version + 1
+    assert BUILTINS["frequency"].version > ref.BUILTINS["frequency"].version
     for name in EXACT:  # bit-identical outputs keep their version, so old caches stay reusable
         assert BUILTINS[name].version == ref.BUILTINS[name].version
 
@@ -128,7 +129,8 @@ def test_frequency_agrees_on_any_geometry(h, w, step, window, seed, paper):
 
 
 def test_a_parent_cache_of_the_old_frequency_version_is_not_reused(tmp_path, monkeypatch):
-    # a cache written by frequency v2 (the numpy.fft implementation) must not be mixed into a v3 pack
+    # a cache written by an older frequency (v2: numpy.fft; v3: float32 pairwise sums) must not be
+    # mixed into a pack of the current version
     import dataclasses
 
     import fpload.features._extract as extract
@@ -141,15 +143,15 @@ def test_a_parent_cache_of_the_old_frequency_version_is_not_reused(tmp_path, mon
     cat.ingest(make_captures(tmp_path / "caps", subjects=3, fingers=2, impressions=2, size=(40, 33), seed=4))
     cfg = PackConfig(shard_max_samples=5)
     old = dict(extract.BUILTINS)
-    old["frequency"] = dataclasses.replace(old["frequency"], version=2)
+    old["frequency"] = dataclasses.replace(old["frequency"], version=3)
     monkeypatch.setattr(extract, "BUILTINS", old)
     parent = pack_version(cat, out=tmp_path / "v", name="fp", where="consent", config=cfg)
-    assert open_features(parent.path).spec("frequency").version == 2
+    assert open_features(parent.path).spec("frequency").version == 3
     monkeypatch.undo()
     child = pack_version(cat, out=tmp_path / "v", name="fp", where="consent", config=cfg, parent="latest")
     assert (child.features_computed, child.features_reused) == (12, 0)  # frequency ran for every sample
-    assert open_features(child.path).spec("frequency").version == 3
-    # the control: the same repack from a v3 parent copies everything
+    assert open_features(child.path).spec("frequency").version == BUILTINS["frequency"].version
+    # the control: the same repack from a parent of the current version copies everything
     again = pack_version(cat, out=tmp_path / "w", name="fp", where="consent", config=cfg, parent=child.path)
     assert (again.features_computed, again.features_reused) == (0, 12)
     cat.close()

@@ -36,7 +36,7 @@ def test_layout_chunks_and_attributes(packed):
     for name, (shape, dtype) in expect.items():
         spec = cache.spec(name)
         assert (spec.shape, spec.dtype, spec.chunks[0]) == (shape, dtype, 7), name
-        assert spec.extractor == name and spec.version == (3 if name == "frequency" else 1) and spec.block == 16
+        assert spec.extractor == name and spec.version == (4 if name == "frequency" else 1) and spec.block == 16
         attrs = dict(zarr.open_array(cache.path / name, mode="r").attrs)
         assert attrs["extractor"] == name and attrs["version"] == spec.version and attrs["params"] == spec.params
     # the shards' samples in manifest order map to contiguous rows; a shard spans at most 2 chunks

@@ -24,13 +24,13 @@ def growing(tmp_path):
 
 def _count_decodes(monkeypatch) -> list[str]:
     seen: list[str] = []
-    real = encode._decode_gray
+    real = encode._decode_pixels  # every decode for features (fast PNG path or Pillow)
 
     def counting(data, row):
         seen.append(row["sample_id"])
         return real(data, row)
 
-    monkeypatch.setattr(encode, "_decode_gray", counting)
+    monkeypatch.setattr(encode, "_decode_pixels", counting)
     return seen
 
 
