@@ -7,9 +7,11 @@ buffer of exactly the size the header implies, and the scanlines are unfiltered 
 ``fpl_png_unfilter`` of :mod:`fpload._native` (about 1 ms in all).
 
 It is strict by refusal: anything but a plain, complete, well-formed 8-bit grey PNG — another
-colour type or bit depth, interlacing, a bad IHDR checksum, a chunk running past the end, IDAT
-chunks not in one run, a critical chunk it does not know, no IEND, a stream that inflates to
-another size or fails its Adler-32, a filter type outside 0–4, more pixels than Pillow's
+colour type or bit depth, interlacing, a bad checksum on any chunk but IDAT, a chunk running past
+the end, IDAT chunks not in one run, a critical chunk other than IHDR/IDAT/IEND, an ancillary
+chunk Pillow interprets other than a well-formed ``pHYs``, ``gAMA``, ``sRGB`` or ``tEXt`` (so
+transparency, colour profiles, EXIF and animation are Pillow's), no IEND, a stream that inflates
+to another size or fails its Adler-32, a filter type outside 0–4, more pixels than Pillow's
 decompression-bomb limit — makes :func:`decode_gray8` return None, and the caller decodes with
 Pillow, which gives the pixels or the error it always gave. So what the fast path returns is
 what Pillow returns; the tests hold it to that on every filter type and on mutated files.
@@ -36,6 +38,9 @@ import numpy as np
 from fpload import _native
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: ancillary chunks Pillow interprets that this decoder accepts, with the least length at which
+#: Pillow's handler cannot fail; any other chunk Pillow has a handler for is left to Pillow
+_ACCEPTED = {b"pHYs": 9, b"gAMA": 4, b"sRGB": 1, b"tEXt": 0}
 #: chunks whose presence makes the image something this decoder does not handle
 
 try:  # libdeflate: about 1.7x zlib's inflate speed on these streams
@@ -88,8 +93,11 @@ def decode_gray8(data: bytes | bytearray | memoryview, max_pixels: Any = "pillow
     limit = _max_pixels() if max_pixels == "pillow" else max_pixels
     if not 0 < width < 2 ** 31 or not 0 < height < 2 ** 31 or (limit and width * height > limit):
         return None
+    from PIL import PngImagePlugin
+
     idat: list[memoryview] = []
     idat_over = False
+    text = 0
     pos = 33
     while True:
         if pos + 12 > n:
@@ -109,6 +117,17 @@ def decode_gray8(data: bytes | bytearray | memoryview, max_pixels: Any = "pillow
             critical = not ctype[0] & 0x20  # an upper-case first letter
             if critical:
                 return None  # a critical chunk other than IDAT/IEND (PLTE, a second IHDR, unknown)
+            body = mv[pos + 8:pos + 8 + length]
+            if zlib.crc32(body, zlib.crc32(ctype)) != struct.unpack_from(">I", mv, pos + 8 + length)[0]:
+                return None  # Pillow refuses a bad checksum before the image data
+            if hasattr(PngImagePlugin.PngStream, "chunk_" + ctype.decode("ascii")):
+                if ctype not in _ACCEPTED or length < _ACCEPTED[ctype]:
+                    return None
+                if ctype == b"tEXt":
+                    key, _, value = bytes(body).partition(b"\0")
+                    text += len(value) if key else 0
+                    if key == b"exif" or text > PngImagePlugin.MAX_TEXT_MEMORY:
+                        return None
         pos += 12 + length
     if not idat:
         return None
