@@ -10,7 +10,8 @@ It is strict by refusal: anything but a plain, complete, well-formed 8-bit grey 
 colour type or bit depth, interlacing, a bad checksum on any chunk but IDAT, a chunk running past
 the end, IDAT chunks not in one run, a critical chunk other than IHDR/IDAT/IEND, an ancillary
 chunk Pillow interprets other than a well-formed ``pHYs``, ``gAMA``, ``sRGB`` or ``tEXt`` (so
-transparency, colour profiles, EXIF and animation are Pillow's), no IEND, a stream that inflates
+transparency, colour profiles, EXIF, XMP and animation are Pillow's: a file decoded here has one
+frame and no orientation), no IEND, a stream that inflates
 to another size or fails its Adler-32, a filter type outside 0–4, more pixels than Pillow's
 decompression-bomb limit — makes :func:`decode_gray8` return None, and the caller decodes with
 Pillow, which gives the pixels or the error it always gave. So what the fast path returns is
@@ -41,6 +42,9 @@ SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: ancillary chunks Pillow interprets that this decoder accepts, with the least length at which
 #: Pillow's handler cannot fail; any other chunk Pillow has a handler for is left to Pillow
 _ACCEPTED = {b"pHYs": 9, b"gAMA": 4, b"sRGB": 1, b"tEXt": 0}
+#: tEXt keys from which Pillow's ``getexif`` reads EXIF or an XMP orientation: left to Pillow, so
+#: that a file this decoder takes has no orientation (ingest relies on it)
+_EXIF_TEXT_KEYS = {b"exif", b"Raw profile type exif", b"XML:com.adobe.xmp", b"xmp"}
 #: chunks whose presence makes the image something this decoder does not handle
 
 try:  # libdeflate: about 1.7x zlib's inflate speed on these streams
@@ -126,7 +130,7 @@ def decode_gray8(data: bytes | bytearray | memoryview, max_pixels: Any = "pillow
                 if ctype == b"tEXt":
                     key, _, value = bytes(body).partition(b"\0")
                     text += len(value) if key else 0
-                    if key == b"exif" or text > PngImagePlugin.MAX_TEXT_MEMORY:
+                    if key in _EXIF_TEXT_KEYS or text > PngImagePlugin.MAX_TEXT_MEMORY:
                         return None
         pos += 12 + length
     if not idat:

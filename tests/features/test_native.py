@@ -269,8 +269,10 @@ def test_malformed_files_are_left_to_pillow():
     # ancillary chunks Pillow interprets: transparency, EXIF, animation, profiles are Pillow's;
     # short ones whose handler would raise; a bad checksum Pillow refuses
     for kind, body in [(b"tRNS", b"\0\1"), (b"eXIf", b"MM\0*"), (b"acTL", b"\0" * 8), (b"iCCP", b"p\0\0x"),
-                       (b"pHYs", b"\0" * 5), (b"gAMA", b"\0\0"), (b"sRGB", b""), (b"tEXt", b"exif\0MM")]:
-        cases[f"{kind.decode()} of {len(body)} bytes"] = good[:ihdr_end] + _chunk(kind, body) + good[ihdr_end:]
+                       (b"pHYs", b"\0" * 5), (b"gAMA", b"\0\0"), (b"sRGB", b""), (b"tEXt", b"exif\0MM"),
+                       (b"tEXt", b"XML:com.adobe.xmp\0<x tiff:Orientation=\"6\"/>"), (b"tEXt", b"xmp\0x"),
+                       (b"tEXt", b"Raw profile type exif\0\n\n\n00")]:
+        cases[f"{kind.decode()} {body[:24]!r}"] = good[:ihdr_end] + _chunk(kind, body) + good[ihdr_end:]
     bad_crc = bytearray(_chunk(b"tEXt", b"k\0v"))
     bad_crc[-1] ^= 1
     cases["bad tEXt checksum"] = good[:ihdr_end] + bytes(bad_crc) + good[ihdr_end:]
