@@ -1,6 +1,7 @@
 """Feature caches: extraction speed, pack cost, and what reuse from a parent version saves.
 
-    python benchmarks/bench_features.py [--size 512] [--samples 400] [--new 4] [--workers 2] [--repeats 3] [--tiny]
+    python benchmarks/bench_features.py [--size 512] [--samples 400] [--new 4] [--workers 2] [--repeats 3]
+                                        [--data ridges|synth] [--tiny]
 
 1. extraction samples/s of each built-in extractor and of all together, on ``size``² ridge
    images, one process (the packer runs this in each encode worker);
@@ -55,25 +56,34 @@ def bench_extraction(size: int, n: int, repeats: int) -> list[dict]:
     return rows
 
 
-def _catalog(root: Path, samples: int, size: int):
+def _catalog(root: Path, samples: int, size: int, data: str = "ridges"):
+    """A catalog of ``samples`` captures: ``ridges`` (ridge patterns filling the frame, the worst
+    case for the frequency FFT) or ``synth`` (fpload's synthetic fingertips, with the background
+    around the contact area real captures have)."""
     from fpload.catalog import open_catalog
     from fpload.testing import make_captures
 
-    subjects = max(1, samples // 4)
-    meta = make_captures(root / "caps", subjects=subjects, fingers=2, impressions=2, size=(size, size), seed=1)
+    if data == "synth":
+        from fpload.synth import synthesize
+
+        meta = synthesize(root / "caps", subjects=max(1, samples // 8), fingers=2, impressions=4, size=size,
+                          seed=1, progress=False).metadata_path
+    else:
+        meta = make_captures(root / "caps", subjects=max(1, samples // 4), fingers=2, impressions=2,
+                             size=(size, size), seed=1)
     cat = open_catalog(root / "cat.duckdb")
     cat.ingest(meta, workers=2)
     return cat
 
 
 def bench_pack_and_reuse(root: Path, samples: int, new: int, size: int, workers: int,
-                         repeats: int = 1) -> list[dict]:
+                         repeats: int = 1, data: str = "ridges") -> list[dict]:
     from fpload.pack import PackConfig
     from fpload.features import FeaturesConfig
     from fpload.pack import pack_version
     from fpload.testing import make_captures
 
-    cat = _catalog(root, samples, size)
+    cat = _catalog(root, samples, size, data)
     rows = []
     cfg = PackConfig(shard_max_samples=100)
 
@@ -187,6 +197,8 @@ def main() -> None:
     ap.add_argument("--extract-samples", type=int, default=32)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3, help="interleaved pack pairs (with/without features); medians")
+    ap.add_argument("--data", choices=["ridges", "synth"], default="ridges",
+                    help="captures of the pack benchmark: ridges filling the frame, or synthetic fingertips")
     ap.add_argument("--tiny", action="store_true", help="tiny sizes, for the test suite")
     ap.add_argument("--out", type=Path, default=Path("bench-results"))
     args = ap.parse_args()
@@ -195,11 +207,11 @@ def main() -> None:
     rows = bench_extraction(args.size, args.extract_samples, 1 if args.tiny else 3)
     tmp = Path(tempfile.mkdtemp(prefix="bench-features-"))
     try:
-        rows += bench_pack_and_reuse(tmp, args.samples, args.new, args.size, args.workers, args.repeats)
+        rows += bench_pack_and_reuse(tmp, args.samples, args.new, args.size, args.workers, args.repeats, args.data)
         rows += bench_ingest(tmp, args.samples, args.size, args.workers)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    machine = {"machine": platform.machine(), "python": platform.python_version(), "tiny": args.tiny,
+    machine = {"machine": platform.machine(), "python": platform.python_version(), "tiny": args.tiny, "data": args.data,
                "workers": args.workers}
     if not args.tiny:
         args.out.mkdir(parents=True, exist_ok=True)
@@ -212,7 +224,7 @@ def main() -> None:
         print(f"  {r['extractor']:<12} {r['samples_per_s']:8.1f} samples/s  {r['ms_per_sample']:7.2f} ms/sample  "
               f"({r['ms_per_sample'] / everything['ms_per_sample']:.2f}× of all)")
     base = next(r for r in rows if r["bench"] == "pack")
-    print(f"pack of {base['samples']} PNG images, {args.workers} worker(s), median of {args.repeats}; "
+    print(f"pack of {base['samples']} PNG images ({args.data}), {args.workers} worker(s), median of {args.repeats}; "
           "CPU of the same pack in one process; cold = fresh root, warm = an earlier version holds features; "
           "ratios against the same encoding without features:")
     for r in (r for r in rows if r["bench"] == "pack"):
