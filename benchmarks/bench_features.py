@@ -17,6 +17,10 @@
 4. reuse: ingest ``new`` more captures (~1 %) and repack with ``parent="latest"``: computed vs
    reused counts, and the time against a fresh pack of the same selection.
 
+Each pack row also gives its I/O stall: the median share of its wall time in which the machine
+waited on I/O (Linux PSI). A baseline slowed by the disk makes every ratio look better than it is:
+quote ratios from runs where the stall is low.
+
 Prints a table (ratios against the baseline of the same run) and appends JSON lines to
 bench-results/bench_features.jsonl. No speed assertions anywhere: the tests run it at --tiny.
 """
@@ -87,10 +91,18 @@ def bench_pack_and_reuse(root: Path, samples: int, new: int, size: int, workers:
     rows = []
     cfg = PackConfig(shard_max_samples=100)
 
-    def timed(**kw):
-        t0 = time.perf_counter()
+    from fpload.bench._common import io_stall_seconds
+
+    stall: dict[str, list[float]] = {}
+
+    def timed(what: str = "", **kw):
+        t0, io0 = time.perf_counter(), io_stall_seconds()
         res = pack_version(cat, where="consent", workers=workers, **kw)
-        return res, time.perf_counter() - t0
+        t = time.perf_counter() - t0
+        io1 = io_stall_seconds()
+        if what and io0 is not None and io1 is not None:  # the share of the pack's wall time stalled on I/O
+            stall.setdefault(what, []).append((io1 - io0) / t)
+        return res, t
 
     def cpu_timed(**kw):  # one worker runs in this process: its CPU seconds are the whole pack's
         c0 = time.process_time()
@@ -132,7 +144,7 @@ def bench_pack_and_reuse(root: Path, samples: int, new: int, size: int, workers:
     for r in range(repeats):
         for i, (what, config) in enumerate(arms.items()):
             out = root / "v" if (r, i) == (repeats - 1, 1) else arm_root(what, f"p{i}-{r}")
-            res, t = timed(out=out, name="fp", config=config)
+            res, t = timed(what, out=out, name="fp", config=config)
             wall[what].append(t)
             found[what] = res.features_found
             first = res if (r, i) == (repeats - 1, 1) else first
@@ -145,6 +157,7 @@ def bench_pack_and_reuse(root: Path, samples: int, new: int, size: int, workers:
         t, c = float(np.median(wall[what])), float(np.median(cpu[what]))
         rows.append({"bench": "pack", "what": what, "samples": n0, "workers": workers, "seconds": t, "samples_per_s": n0 / t,
                      "throughput_ratio": base_wall / t, "features_found": found[what], "seconds_each": wall[what], "repeats": repeats,
+                     "io_stall": float(np.median(stall[what])) if stall.get(what) else None,
                      "cpu_ms_per_sample": 1e3 * c / n0, "cpu_ratio": base_cpu / c, "cpu_seconds_each": cpu[what]})
     extra = make_captures(root / "more", subjects=1, fingers=1, impressions=new, size=(size, size), seed=2)
     cat.ingest(extra)
@@ -230,7 +243,8 @@ def main() -> None:
     for r in (r for r in rows if r["bench"] == "pack"):
         print(f"  {r['what']:<32} {r['seconds']:7.2f} s  {r['samples_per_s']:7.1f} samples/s  "
               f"({r['throughput_ratio']:.2f}× throughput)   CPU {r['cpu_ms_per_sample']:6.2f} ms/sample "
-              f"({r['cpu_ratio']:.2f}× throughput)" + (f"  found {r['features_found']}" if r["features_found"] else ""))
+              f"({r['cpu_ratio']:.2f}× throughput)" + (f"  found {r['features_found']}" if r["features_found"] else "")
+              + (f"  I/O stall {100 * r['io_stall']:.0f} %" if r.get("io_stall") is not None else ""))
     feat = next(r for r in rows if r.get("what") == "passthrough + features")
     warm = next(r for r in rows if r.get("what") == "warm: + features, all found")
     floor = next(r for r in rows if r.get("what") == "passthrough + decode, foreground")
