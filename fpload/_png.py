@@ -35,6 +35,7 @@ import zlib
 from typing import Any
 
 import numpy as np
+from PIL import Image, PngImagePlugin
 
 from fpload import _native
 
@@ -69,12 +70,6 @@ def _inflate(stream: bytes, size: int) -> bytes | bytearray | None:
     return out if len(out) == size and d.eof else None
 
 
-def _max_pixels() -> int | None:
-    from PIL import Image
-
-    return Image.MAX_IMAGE_PIXELS
-
-
 def decode_gray8(data: bytes | bytearray | memoryview, max_pixels: Any = "pillow") -> np.ndarray | None:
     """The ``uint8 [height, width]`` pixels of an 8-bit grey, non-interlaced PNG, or None when
     ``data`` is anything else or the native library is not in use (decode it with Pillow then).
@@ -94,11 +89,9 @@ def decode_gray8(data: bytes | bytearray | memoryview, max_pixels: Any = "pillow
     width, height, depth, colour, compression, filtering, interlace = struct.unpack(">IIBBBBB", ihdr)
     if (depth, colour, compression, filtering, interlace) != (8, 0, 0, 0, 0):
         return None
-    limit = _max_pixels() if max_pixels == "pillow" else max_pixels
+    limit = Image.MAX_IMAGE_PIXELS if max_pixels == "pillow" else max_pixels
     if not 0 < width < 2 ** 31 or not 0 < height < 2 ** 31 or (limit and width * height > limit):
         return None
-    from PIL import PngImagePlugin
-
     idat: list[memoryview] = []
     idat_over = False
     text = 0
