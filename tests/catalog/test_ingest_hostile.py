@@ -144,7 +144,19 @@ def _bad_images() -> dict[str, tuple[bytes, str]]:
                             "holds 3 pages or frames"),
         "CMYK JPEG": (pil_bytes(Image.fromarray(rgb).convert("CMYK"), "JPEG"), "CMYK colour images"),
         "rotated JPEG": (pil_bytes(pages[0], "JPEG", exif=exif.tobytes()), "EXIF orientation 6"),
+        # 8-bit grey PNGs take the fast decoder (fpload._png), which must step aside for these
+        "rotated grey PNG (eXIf)": (pil_bytes(pages[0], "PNG", exif=exif.tobytes()), "EXIF orientation 6"),
+        "rotated grey PNG (XMP)": (pil_bytes(pages[0], "PNG", pnginfo=_xmp_text('<x tiff:Orientation="6"/>')),
+                                   "EXIF orientation 6"),
     }
+
+
+def _xmp_text(xmp: str):
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("XML:com.adobe.xmp", xmp)
+    return info
 
 
 @pytest.mark.parametrize("kind", list(_bad_images()))
