@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from collections import deque
 from typing import Any, Callable, Iterable, Iterator
 
@@ -73,7 +74,10 @@ def connect(address: str | None = None) -> Any:
         return ray
     explicit = address not in (None, "auto") and not str(address).startswith("ray://")
     try:
-        with _bounded(CONNECT_BOUNDS if explicit else {}):
+        # a ray:// address is bounded by Ray Client itself (3 attempts, about 30 s), which also
+        # warns what the one-line error below says: its warning is not repeated
+        with _bounded(CONNECT_BOUNDS if explicit else {}), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Ray Client connection timed out", category=UserWarning)
             ray.init(address=address, include_dashboard=False, logging_level="ERROR",
                      log_to_driver=False, configure_logging=False)
     except (ConnectionError, ValueError, RuntimeError, TimeoutError) as err:

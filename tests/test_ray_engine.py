@@ -60,6 +60,24 @@ def test_connect_bounds_apply_only_while_connecting(monkeypatch):
     assert first not in os.environ and os.environ[second] == "42"
 
 
+def test_an_unreachable_ray_client_address_gives_only_fpload_s_line(monkeypatch, recwarn):
+    """ray:// (Ray Client) gives up after about 30 s by itself (measured: 30.7 s for
+    ray://127.0.0.1:1) and warns; fpload's one line says the same, so the warning is not shown."""
+    ray = pytest.importorskip("ray")
+    import warnings
+
+    def init(**kw):
+        warnings.warn("Ray Client connection timed out. Ensure that the Ray Client port ...", UserWarning)
+        raise ConnectionError("ray client connection timeout")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", init)
+    with pytest.raises(EngineError, match=r"cannot connect to the Ray cluster at ray://10\.0\.0\.1:10001 "
+                                          r"\(ray client connection timeout\)"):
+        _ray.connect("ray://10.0.0.1:10001")
+    assert not [w for w in recwarn if "Ray Client" in str(w.message)]
+
+
 @pytest.mark.ray
 def test_an_address_where_no_cluster_listens_fails_in_one_line(tmp_path):
     """`fpload pack --engine ray --address 127.0.0.1:PORT` with nothing there: fpload's one-line
