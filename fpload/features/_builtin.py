@@ -223,25 +223,25 @@ def _freq_windows(image: np.ndarray, top: np.ndarray, left: np.ndarray, taper: n
     h, w = image.shape
     top, left = np.asarray(top, np.int64), np.asarray(left, np.int64)
     if h % win == 0 and w % win == 0 and not (top % win).any() and not (left % win).any() and top.min() >= 0 \
-            and left.min() >= 0:  # windows that tile the image: views, no gathering
+            and left.min() >= 0:  # windows that tile the image: views, no gathering, every pixel valid
         px = image.reshape(h // win, win, w // win, win).transpose(0, 2, 1, 3)[top // win, left // win]
-        wide = px.astype(np.int64)
-        count = np.full(len(top), win * win, np.int64)
-        sums = np.stack([wide.sum(axis=(1, 2)), (wide * wide).sum(axis=(1, 2)), count], axis=1)
-        mean = sums[:, 0].astype(np.float32) / count.astype(np.float32)
-        return (px.astype(np.float32) - mean[:, None, None]) * taper, sums
-    padded = np.zeros((h + 2 * win, w + 2 * win), np.uint8)
-    padded[win:win + h, win:win + w] = image
-    valid = np.zeros(padded.shape, bool)
-    valid[win:win + h, win:win + w] = True
-    # window k's rows and columns in the padded frame (every window is within it: |top| < win past the edge)
-    rows = (top + win)[:, None, None] + np.arange(win)[None, :, None]
-    cols = (left + win)[:, None, None] + np.arange(win)[None, None, :]
-    px, ok = padded[rows, cols], valid[rows, cols]
+        ok = None
+    else:
+        padded = np.zeros((h + 2 * win, w + 2 * win), np.uint8)
+        padded[win:win + h, win:win + w] = image
+        valid = np.zeros(padded.shape, bool)
+        valid[win:win + h, win:win + w] = True
+        # window k's rows and columns in the padded frame (each within it: |top| < win past the edge)
+        rows = (top + win)[:, None, None] + np.arange(win)[None, :, None]
+        cols = (left + win)[:, None, None] + np.arange(win)[None, None, :]
+        px, ok = padded[rows, cols], valid[rows, cols]
     wide = px.astype(np.int64)
-    sums = np.stack([wide.sum(axis=(1, 2)), (wide * wide).sum(axis=(1, 2)), ok.sum(axis=(1, 2))], axis=1)
-    mean = sums[:, 0].astype(np.float32) / np.maximum(sums[:, 2], 1).astype(np.float32)
-    x = np.where(ok, (px.astype(np.float32) - mean[:, None, None]) * taper, np.float32(0))
+    count = np.full(len(top), win * win, np.int64) if ok is None else ok.sum(axis=(1, 2))
+    sums = np.stack([wide.sum(axis=(1, 2)), (wide * wide).sum(axis=(1, 2)), count], axis=1)
+    mean = sums[:, 0].astype(np.float32) / np.maximum(count, 1).astype(np.float32)
+    x = (px.astype(np.float32) - mean[:, None, None]) * taper
+    if ok is not None:
+        x = np.where(ok, x, np.float32(0))
     return x.astype(np.float32, copy=False), sums
 
 
